@@ -1,0 +1,98 @@
+"""Teacher-forced target features: token ids + final post-norm hidden states (fp16), in shards.
+
+Layout of FEATURES_DIR:
+  meta.json             {target, configSha256, seqLen, shardChunks, tokensRequested, ...}
+  tokens.u16            the tokenized training-text prefix (uint16 LE)
+  shard_00000.pt        {"ids": int16 [n, seqLen] (stored as int32-safe via uint16 view), "hidden": fp16 [n, seqLen, H]}
+Resumable: existing complete shards are skipped.
+"""
+import json
+import lzma
+import os
+import time
+
+import numpy as np
+import torch
+
+from .common import log, node_tokenize, write_json, fmt_s
+from .llama import load_llama, config_sha256
+
+
+def tokenize_prefix(data_dir, target, out_path, n_chars):
+    if os.path.exists(out_path):
+        return np.fromfile(out_path, dtype="<u2")
+    log(f"reading {n_chars} chars of train.txt.xz")
+    with lzma.open(os.path.join(data_dir, "train.txt.xz"), "rt", encoding="utf8") as f:
+        text = f.read(n_chars)
+    # cut at the last document separator so no document is truncated mid-way
+    cut = text.rfind("<|endoftext|>")
+    if cut > 0:
+        text = text[:cut]
+    tmp_txt = out_path + ".txt"
+    with open(tmp_txt, "w", encoding="utf8") as f:
+        f.write(text)
+    log("tokenizing with node ...")
+    info = node_tokenize(target, "stream", tmp_txt, out_path + ".tmp")
+    os.replace(out_path + ".tmp", out_path)
+    os.remove(tmp_txt)
+    log("tokenized:", info.strip())
+    return np.fromfile(out_path, dtype="<u2")
+
+
+def list_shards(fdir):
+    return sorted(f for f in os.listdir(fdir) if f.startswith("shard_") and f.endswith(".pt"))
+
+
+def load_shard(path):
+    d = torch.load(path)
+    return d["ids"].long(), d["hidden"]
+
+
+def run_features(args):
+    os.makedirs(args.out, exist_ok=True)
+    target = args.target
+    model = load_llama(target)
+    H = model.cfg.hidden_size
+    T = args.seq_len
+    n_chars = int(args.tokens * 3.9) + 200000
+    toks = tokenize_prefix(args.data, target, os.path.join(args.out, "tokens.u16"), n_chars)
+    n_chunks = min(args.tokens // T, len(toks) // T)
+    if n_chunks * T < args.tokens:
+        log(f"warning: only {len(toks)} tokens tokenized; using {n_chunks} chunks")
+    chunks = torch.from_numpy(toks[: n_chunks * T].astype(np.int64)).view(n_chunks, T)
+    meta = {
+        "target": os.path.abspath(target),
+        "configSha256": config_sha256(target),
+        "seqLen": T,
+        "shardChunks": args.shard_chunks,
+        "chunks": n_chunks,
+        "tokens": n_chunks * T,
+        "hiddenSize": H,
+        "source": os.path.join(os.path.abspath(args.data), "train.txt.xz") + " (prefix, in order)",
+    }
+    write_json(os.path.join(args.out, "meta.json"), meta)
+    n_shards = (n_chunks + args.shard_chunks - 1) // args.shard_chunks
+    t0 = time.time()
+    done_tokens = 0
+    for s in range(n_shards):
+        path = os.path.join(args.out, f"shard_{s:05d}.pt")
+        if os.path.exists(path):
+            continue
+        c = chunks[s * args.shard_chunks : (s + 1) * args.shard_chunks]
+        hs = []
+        with torch.no_grad():
+            for i in range(0, len(c), args.batch):
+                hs.append(model.hidden(c[i : i + args.batch]).half())
+        hidden = torch.cat(hs)
+        torch.save({"ids": c.to(torch.int16), "hidden": hidden}, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        done_tokens += c.numel()
+        el = time.time() - t0
+        rate = done_tokens / el
+        left = sum(
+            min(args.shard_chunks, n_chunks - j * args.shard_chunks) * T
+            for j in range(s + 1, n_shards)
+            if not os.path.exists(os.path.join(args.out, f"shard_{j:05d}.pt"))
+        )
+        log(f"features shard {s + 1}/{n_shards}: {done_tokens} tokens this run, {rate:.0f} tok/s, ETA {fmt_s(left / rate)}")
+    log("features done:", meta["tokens"], "tokens in", n_shards, "shards at", args.out)
