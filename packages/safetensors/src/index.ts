@@ -1,0 +1,15 @@
+/**
+ * @packageDocumentation
+ * `@gumiho/safetensors`: safetensors reading and writing, and float32 weight stores.
+ */
+export {
+  LayeredWeightStore,
+  MapWeightStore,
+  decodeTensor,
+  encodeSafetensors,
+  f32ToBf16,
+  parseSafetensorsHeader,
+  readSafetensors,
+  writeSafetensors,
+} from './safetensors.js';
+export type { SafetensorsEntry, SafetensorsHeader } from './safetensors.js';
