@@ -21,3 +21,16 @@ export {
 } from './llama.js';
 export type { LlamaInput, LlamaOutput, LlamaTarget, LlamaTargetOptions } from './llama.js';
 export { HuggingFaceTokenizer, loadTokenizer } from './tokenizer.js';
+export {
+  BUILTIN_MANIFESTS,
+  DEFAULT_MODEL,
+  createManifest,
+  createProgressBar,
+  fillStore,
+  findRepositoryRoot,
+  isModelPath,
+  resolveModel,
+} from './store.js';
+export type { ManifestFile, ModelManifest, ResolveModelOptions, StoreProgress } from './store.js';
+export { randomLlamaTensors, writeRandomLlama } from './random.js';
+export type { RandomLlamaOptions } from './random.js';
