@@ -1,0 +1,295 @@
+/**
+ * The ONNX Runtime tensor backend: `compile` traces a program once into an ONNX graph (see
+ * tracer.ts), and each `run` is one `session.run` of that graph on onnxruntime-node.
+ *
+ * KV caches are core's {@link HostKvCache}. A run feeds each bound layer's existing rows as a
+ * zero-copy `ort.Tensor` over `keys(layer).subarray(0, used * rowSize)` and hands ONNX Runtime
+ * pre-allocated output tensors over the next `rows` rows of the same arrays, so the new keys and
+ * values are written straight into the cache: no copy of the cache in either direction.
+ *
+ * Weights become float32 initializers. Their bytes reach ONNX Runtime as in-memory external
+ * data (views of the weight store's arrays, never copied in JavaScript); ONNX Runtime copies
+ * and pre-packs them into its own memory while the session is created, after which this
+ * backend keeps no reference to them. See docs/parts/backend-ort.md.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  DTypeError,
+  GumihoError,
+  HostKvCache,
+  InvalidArgumentError,
+  ShapeMismatchError,
+  type HostTensor,
+  type KvCache,
+  type KvCacheSpec,
+  type Program,
+  type ProgramDefinition,
+  type TensorBackend,
+  type WeightStore,
+} from '@gumiho/core';
+import type * as Ort from 'onnxruntime-node';
+import { MS_DOMAIN } from './onnx-graph.js';
+import { checkProviders, loadOrt, selectProvider, type OrtExecutionProvider, type OrtModule } from './ort-runtime.js';
+import { fuseSkipNorm, mergeSlices } from './rewrite.js';
+import { traceProgram, type CacheBinding, type TraceResult } from './tracer.js';
+
+/** Options of {@link createOrtBackend}. */
+export interface OrtBackendOptions {
+  /**
+   * Execution providers in order of preference; the first that starts is used. Default `['cpu']`.
+   * `cuda` needs the CUDA provider libraries (not bundled); `webgpu` needs a GPU adapter (Vulkan on Linux).
+   */
+  readonly executionProviders?: readonly OrtExecutionProvider[];
+  /** Intra-op threads (`intraOpNumThreads`). Default 2. */
+  readonly threads?: number;
+  /**
+   * Let ONNX Runtime's worker threads spin between kernels (`session.intra_op.allow_spinning`).
+   * Lower latency per run, but burns CPU while idle between runs. Default `true`.
+   */
+  readonly spinning?: boolean;
+  /** ONNX Runtime graph optimisation level. Default `'all'`. */
+  readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** CUDA device id. Default 0. */
+  readonly deviceId?: number;
+  /** ONNX Runtime's log level: 0 verbose … 4 fatal. Default 3 (errors only). */
+  readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Debugging: write each compiled graph (without weights) as `<dir>/<program>.onnx`. */
+  readonly dumpGraphsTo?: string;
+}
+
+/** Statistics of one compiled program, for reports and tests. */
+export interface OrtProgramInfo {
+  /** Nodes in the traced graph after this backend's rewrites (before ONNX Runtime's optimiser). */
+  readonly nodes: number;
+  /** Number of `add → rmsNorm` pairs fused, and slice groups merged into `Split`s. */
+  readonly fusedSkipNorms: number;
+  readonly mergedSlices: number;
+  /** Bytes of weight data handed to ONNX Runtime. */
+  readonly weightBytes: number;
+}
+
+/** A {@link TensorBackend} that runs on ONNX Runtime, with its chosen provider. */
+export interface OrtBackend extends TensorBackend {
+  /** `ort-cpu`, `ort-cuda` or `ort-webgpu`. */
+  readonly id: `ort-${OrtExecutionProvider}`;
+  /** The execution provider in use. */
+  readonly executionProvider: OrtExecutionProvider;
+  compile<I extends string, O extends string>(definition: ProgramDefinition<I, O>, weights: WeightStore): Promise<OrtProgram<I, O>>;
+}
+
+/** A compiled program of the ort backend. */
+export interface OrtProgram<I extends string = string, O extends string = string> extends Program<I, O> {
+  readonly info: OrtProgramInfo;
+}
+
+const OPSETS = { '': 23, [MS_DOMAIN]: 1 };
+/** IR version 10 is the one that goes with opset 23's Attention/RotaryEmbedding. */
+const IR_VERSION = 10;
+
+function resolve(dim: number | string, dims: ReadonlyMap<string, number>): number | undefined {
+  return typeof dim === 'number' ? dim : dims.get(dim);
+}
+
+class OrtProgramImpl<I extends string, O extends string> implements OrtProgram<I, O> {
+  private session: Ort.InferenceSession | undefined;
+  private readonly cacheNames: readonly string[];
+
+  constructor(
+    readonly definition: ProgramDefinition<I, O>,
+    private readonly ort: OrtModule,
+    session: Ort.InferenceSession,
+    private readonly trace: Omit<TraceResult, 'graph'>,
+    readonly info: OrtProgramInfo,
+  ) {
+    this.session = session;
+    this.cacheNames = [...trace.pastSymbols.keys()];
+  }
+
+  async run(inputs: Readonly<Record<I, HostTensor>>, caches: Readonly<Record<string, KvCache>> = {}): Promise<Record<O, HostTensor<'float32'>>> {
+    const session = this.session;
+    if (!session) throw new GumihoError(`Program "${this.definition.name}" was disposed.`, { fix: 'compile it again.' });
+    const ort = this.ort;
+    const dims = new Map<string, number>();
+    const feeds: Record<string, Ort.Tensor> = {};
+    for (const spec of this.trace.inputs) {
+      const tensor = (inputs as Readonly<Record<string, HostTensor | undefined>>)[spec.name];
+      if (!tensor) throw new InvalidArgumentError(spec.name, `Program input "${spec.name}" is missing.`);
+      if (tensor.dtype !== spec.dtype) throw new DTypeError(`input "${spec.name}"`, spec.dtype, tensor.dtype);
+      if (tensor.shape.length !== spec.shape.length) throw new ShapeMismatchError(`input "${spec.name}"`, spec.shape, tensor.shape);
+      let size = 1;
+      spec.shape.forEach((dim, axis) => {
+        const actual = tensor.shape[axis]!;
+        const expected = typeof dim === 'number' ? dim : dims.get(dim);
+        if (expected !== undefined && expected !== actual) throw new ShapeMismatchError(`input "${spec.name}"`, spec.shape, tensor.shape);
+        if (typeof dim === 'string') dims.set(dim, actual);
+        size *= actual;
+      });
+      if (tensor.data.length !== size) throw new ShapeMismatchError(`input "${spec.name}" data length`, [size], [tensor.data.length]);
+      const shape = spec.dtype === 'float32' ? [1, ...tensor.shape] : [...tensor.shape];
+      feeds[spec.name] = new ort.Tensor(spec.dtype, tensor.data, shape);
+    }
+
+    // Bind the caches: existing rows in (zero-copy views), new rows out (written in place).
+    const fetches: Record<string, Ort.Tensor | null> = {};
+    const bound = new Map<string, { cache: HostKvCache; used: number; rows: number | undefined }>();
+    for (const name of this.cacheNames) {
+      const cache = caches[name];
+      if (!cache) {
+        throw new InvalidArgumentError('caches', `Program "${this.definition.name}" attends over KV cache "${name}", but no such cache was passed to run().`);
+      }
+      if (!(cache instanceof HostKvCache)) throw new InvalidArgumentError('caches', `KV cache "${name}" was not created by the ort backend (createKvCache).`);
+      bound.set(name, { cache, used: cache.used, rows: undefined });
+    }
+    for (const binding of this.trace.caches) {
+      const entry = bound.get(binding.cache)!;
+      const { cache, used } = entry;
+      this.checkCache(binding, cache);
+      const rows = resolve(binding.rows, dims);
+      if (entry.rows === undefined && rows !== undefined) {
+        cache.ensureRoom(rows);
+        entry.rows = rows;
+      }
+      const size = binding.rowSize;
+      const keys = cache.keys(binding.layer);
+      const values = cache.values(binding.layer);
+      feeds[binding.pastKey] = new ort.Tensor('float32', keys.subarray(0, used * size), [1, used, size]);
+      feeds[binding.pastValue] = new ort.Tensor('float32', values.subarray(0, used * size), [1, used, size]);
+      if (rows !== undefined) {
+        fetches[binding.newKey] = new ort.Tensor('float32', keys.subarray(used * size, (used + rows) * size), [1, rows, size]);
+        fetches[binding.newValue] = new ort.Tensor('float32', values.subarray(used * size, (used + rows) * size), [1, rows, size]);
+      } else {
+        fetches[binding.newKey] = null;
+        fetches[binding.newValue] = null;
+      }
+      if (binding.maskInput !== undefined) {
+        const mask = (inputs as Readonly<Record<string, HostTensor | undefined>>)[binding.maskInput]!;
+        const n = rows ?? mask.shape[0]!;
+        if (mask.shape[0] !== n || mask.shape[1] !== used + n) {
+          throw new ShapeMismatchError(`attention mask "${binding.maskInput}" (rows × (cached rows ${used} + rows))`, [n, used + n], mask.shape);
+        }
+      }
+    }
+    for (const output of this.trace.outputs) fetches[output.value] = null;
+
+    let results: Ort.InferenceSession.ReturnType;
+    try {
+      results = await session.run(feeds, fetches);
+    } catch (error) {
+      throw new GumihoError(`ONNX Runtime failed to run program "${this.definition.name}": ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
+    }
+
+    // Rows whose count was only known after the run are copied in; then all become pending.
+    for (const binding of this.trace.caches) {
+      const entry = bound.get(binding.cache)!;
+      if (resolve(binding.rows, dims) !== undefined) continue;
+      const newKeys = results[binding.newKey]!;
+      const rows = newKeys.dims[1]!;
+      if (entry.rows === undefined) {
+        entry.cache.ensureRoom(rows);
+        entry.rows = rows;
+      }
+      entry.cache.keys(binding.layer).set(newKeys.data as Float32Array, entry.used * binding.rowSize);
+      entry.cache.values(binding.layer).set(results[binding.newValue]!.data as Float32Array, entry.used * binding.rowSize);
+    }
+    for (const entry of bound.values()) {
+      if (entry.rows !== undefined) entry.cache.appendPending(entry.rows);
+    }
+    const out = {} as Record<O, HostTensor<'float32'>>;
+    for (const output of this.trace.outputs) {
+      const tensor = results[output.value]!;
+      out[output.name as O] = { dtype: 'float32', shape: tensor.dims.slice(1), data: tensor.data as Float32Array };
+    }
+    return out;
+  }
+
+  private checkCache(binding: CacheBinding, cache: HostKvCache): void {
+    if (cache.rowSize !== binding.rowSize) throw new ShapeMismatchError(`KV cache "${binding.cache}" row size`, [binding.rowSize], [cache.rowSize]);
+    if (binding.layer >= cache.spec.layers) {
+      throw new InvalidArgumentError('caches', `KV cache "${binding.cache}" has ${cache.spec.layers} layers; the program uses layer ${binding.layer}.`);
+    }
+  }
+
+  dispose(): void {
+    const session = this.session;
+    this.session = undefined;
+    void session?.release();
+  }
+}
+
+function sessionOptions(options: OrtBackendOptions, provider: OrtExecutionProvider): Ort.InferenceSession.SessionOptions {
+  const threads = options.threads ?? 2;
+  if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError('threads', `threads must be a positive integer, got ${threads}.`);
+  const executionProvider: Ort.InferenceSession.ExecutionProviderConfig =
+    provider === 'cuda' ? { name: 'cuda', deviceId: options.deviceId ?? 0 } : provider;
+  return {
+    executionProviders: [executionProvider],
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    logSeverityLevel: options.logSeverityLevel ?? 3,
+    extra: { session: { intra_op: { allow_spinning: options.spinning === false ? '0' : '1' } } },
+  } as Ort.InferenceSession.SessionOptions;
+}
+
+/**
+ * Creates the ONNX Runtime backend. Tries `executionProviders` in order and uses the first that
+ * starts; `id` is then `ort-cpu`, `ort-cuda` or `ort-webgpu`.
+ *
+ * @throws BackendUnavailableError when onnxruntime-node is missing or no provider starts; it lists
+ *   every provider tried, why it failed and how to install it.
+ */
+export async function createOrtBackend(options: OrtBackendOptions = {}): Promise<OrtBackend> {
+  const providers = checkProviders(options.executionProviders ?? ['cpu']);
+  sessionOptions(options, 'cpu'); // validates the options before anything is loaded
+  const ort = await loadOrt();
+  const provider = await selectProvider(ort, providers, (candidate) => sessionOptions(options, candidate));
+  const programs = new Set<OrtProgramImpl<string, string>>();
+  const backend: OrtBackend = {
+    specificationVersion: 'v1',
+    id: `ort-${provider}`,
+    executionProvider: provider,
+    capabilities: { precision: 'float32', traced: true },
+    async compile<I extends string, O extends string>(definition: ProgramDefinition<I, O>, weights: WeightStore): Promise<OrtProgram<I, O>> {
+      const { graph, ...trace } = traceProgram(definition as unknown as ProgramDefinition, weights);
+      const outputValues = new Set(trace.outputs.map((output) => output.value));
+      const fusedSkipNorms = fuseSkipNorm(graph, trace.adds, outputValues);
+      const mergedSlices = mergeSlices(graph, trace.slices);
+      const model = graph.encode(definition.name, OPSETS, IR_VERSION);
+      if (options.dumpGraphsTo) await writeFile(join(options.dumpGraphsTo, `${definition.name}.onnx`), model);
+      const external = graph.externalData();
+      const info: OrtProgramInfo = {
+        nodes: graph.nodeCount,
+        fusedSkipNorms,
+        mergedSlices,
+        weightBytes: external.reduce((sum, blob) => sum + blob.data.byteLength, 0),
+      };
+      let session: Ort.InferenceSession;
+      try {
+        session = await ort.InferenceSession.create(model, {
+          ...sessionOptions(options, provider),
+          externalData: external.map((blob) => ({ path: blob.path, data: blob.data })),
+        } as Ort.InferenceSession.SessionOptions);
+      } catch (error) {
+        throw new GumihoError(
+          `ONNX Runtime (${provider}) could not load the graph of program "${definition.name}": ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error, fix: 'this is a bug in the ort backend\'s lowering or an op the provider lacks; run the program on the cpu backend meanwhile.' },
+        );
+      }
+      const program = new OrtProgramImpl(definition, ort, session, trace, info);
+      programs.add(program as unknown as OrtProgramImpl<string, string>);
+      return program;
+    },
+    createKvCache(spec: KvCacheSpec): KvCache {
+      return new HostKvCache(spec);
+    },
+    dispose() {
+      for (const program of programs) program.dispose();
+      programs.clear();
+    },
+  };
+  return backend;
+}

@@ -1,0 +1,101 @@
+/**
+ * Graph rewrites that ONNX Runtime's CPU optimiser does not do by itself, applied to a traced
+ * graph before it is encoded. Each pass only removes kernels; the arithmetic is unchanged.
+ *
+ * - {@link fuseSkipNorm}: `s = add(a, b); y = rmsNorm(s)` → one
+ *   `com.microsoft.SkipSimplifiedLayerNormalization` that returns `y` and the sum `s`.
+ * - {@link mergeSlices}: disjoint `sliceColumns` of one tensor (a fused QKV or gate/up output)
+ *   → one `Split`.
+ */
+import type { GraphBuilder } from './onnx-graph.js';
+import { MS_DOMAIN } from './onnx-graph.js';
+import type { SliceRecord } from './tracer.js';
+
+type Node = GraphBuilder['graphNodes'][number];
+
+function consumers(nodes: readonly Node[]): Map<string, number> {
+  const count = new Map<string, number>();
+  for (const node of nodes) for (const input of node.input ?? []) count.set(input, (count.get(input) ?? 0) + 1);
+  return count;
+}
+
+/** Fuses same-shape `Add` → `SimplifiedLayerNormalization` pairs. Returns the number fused. */
+export function fuseSkipNorm(graph: GraphBuilder, adds: ReadonlySet<string>, graphOutputs: ReadonlySet<string>): number {
+  const nodes = graph.graphNodes;
+  const producer = new Map<string, Node>();
+  for (const node of nodes) for (const output of node.output ?? []) producer.set(output, node);
+  const uses = consumers(nodes);
+  const removed = new Set<Node>();
+  let fused = 0;
+  for (const norm of nodes) {
+    if (norm.opType !== 'SimplifiedLayerNormalization' || removed.has(norm)) continue;
+    const sum = norm.input![0]!;
+    const add = producer.get(sum);
+    if (!add || add.opType !== 'Add' || !adds.has(sum) || removed.has(add)) continue;
+    const epsilon = norm.attribute!.find((attribute) => attribute.name === 'epsilon')!;
+    const sumUsedElsewhere = (uses.get(sum) ?? 0) > 1 || graphOutputs.has(sum);
+    // Rewrite the Add node in place (it comes first in topological order) and drop the norm.
+    add.opType = 'SkipSimplifiedLayerNormalization';
+    add.domain = MS_DOMAIN;
+    add.input = [add.input![0]!, add.input![1]!, norm.input![1]!];
+    add.output = [norm.output![0]!, '', '', sumUsedElsewhere ? sum : ''];
+    add.attribute = [epsilon];
+    removed.add(norm);
+    fused++;
+  }
+  if (removed.size > 0) {
+    const kept = nodes.filter((node) => !removed.has(node));
+    nodes.length = 0;
+    nodes.push(...kept);
+  }
+  return fused;
+}
+
+/** Replaces groups of disjoint column slices of one tensor by a single `Split`. Returns the number of groups merged. */
+export function mergeSlices(graph: GraphBuilder, slices: readonly SliceRecord[]): number {
+  const groups = new Map<string, SliceRecord[]>();
+  for (const slice of slices) {
+    const group = groups.get(slice.input) ?? [];
+    group.push(slice);
+    groups.set(slice.input, group);
+  }
+  const nodes = graph.graphNodes;
+  let merged = 0;
+  for (const [input, group] of groups) {
+    if (group.length < 2) continue;
+    const sorted = [...group].sort((a, b) => a.start - b.start);
+    let disjoint = true;
+    for (let i = 1; i < sorted.length; i++) if (sorted[i]!.start < sorted[i - 1]!.end) disjoint = false;
+    if (!disjoint) continue;
+    const cols = sorted[0]!.cols;
+    const sizes: number[] = [];
+    const outputs: string[] = [];
+    let at = 0;
+    for (const slice of sorted) {
+      if (slice.start > at) {
+        sizes.push(slice.start - at);
+        outputs.push(graph.fresh('split_gap'));
+      }
+      sizes.push(slice.end - slice.start);
+      outputs.push(slice.output);
+      at = slice.end;
+    }
+    if (at < cols) {
+      sizes.push(cols - at);
+      outputs.push(graph.fresh('split_gap'));
+    }
+    const outputSet = new Set(group.map((slice) => slice.output));
+    const first = nodes.findIndex((node) => node.opType === 'Slice' && outputSet.has(node.output![0]!));
+    const splitSizes = graph.int64(sizes);
+    const kept = nodes.filter((node) => !(node.opType === 'Slice' && outputSet.has(node.output![0]!)));
+    // Insert the Split where the first slice was: its input is available there.
+    const before = nodes.slice(0, first).filter((node) => !(node.opType === 'Slice' && outputSet.has(node.output![0]!))).length;
+    graph.node('Split', [input, splitSizes], outputs, { axis: 2 });
+    const split = nodes.pop()!;
+    kept.splice(before, 0, split);
+    nodes.length = 0;
+    nodes.push(...kept);
+    merged++;
+  }
+  return merged;
+}
