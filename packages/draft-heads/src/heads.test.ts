@@ -193,7 +193,9 @@ describe('serial part (Gumiho / EAGLE-2)', () => {
     const { hidden, tokens } = context(7, 7);
     await expect(head.observe({ hidden, tokens, context: tokens, topK: 2 })).rejects.toThrow(/larger maxContext/);
     await head.observe({ hidden: hidden.subarray(0, 5 * H), tokens: tokens.subarray(0, 5), context: tokens, topK: 2 });
-    await expect(head.expand({ parents: Int32Array.of(0, 0, 0), tokens: Int32Array.of(1, 2, 3), topK: 2 })).rejects.toThrow(/maxSpeculativeRows/);
+    // 5 committed rows of 6 + 2 speculative leave room for 3 rows this round.
+    await head.expand({ parents: Int32Array.of(0, 0, 0), tokens: Int32Array.of(1, 2, 3), topK: 2 });
+    await expect(head.expand({ parents: Int32Array.of(1), tokens: Int32Array.of(4), topK: 2 })).rejects.toThrow(/maxSpeculativeRows/);
   });
 });
 
@@ -235,7 +237,7 @@ describe('EAGLE-2 head', () => {
     expect(head.info).toEqual({ serialDepth: Infinity, parallelHeads: 0, parallelBranchDepth: 0 });
     const { hidden, tokens } = context(5, 9);
     await head.observe({ hidden, tokens, context: tokens, topK: 2 });
-    let handles = Int32Array.of(ROOT_HANDLE);
+    let handles: Int32Array = Int32Array.of(ROOT_HANDLE);
     for (let depth = 1; depth <= 6; depth++) {
       const step = await head.expand({ parents: handles, tokens: Int32Array.of(depth), topK: 2 });
       handles = step.handles;

@@ -134,15 +134,30 @@ export function gumihoMlpProgram(shape: MlpShape, names: SharedWeightNames): Pro
       const embedded = ops.embedding(context.weight(names.embedding), inputs.tokens);
       const second = ops.linear(ops.concat([embedded, inputs.hidden], 1), w('fc.weight'), shape.fcBias ? w('fc.bias') : undefined);
       const z = ops.concat([inputs.first, second], 1);
-      const states: TensorRef[] = [];
-      for (let head = 0; head < shape.heads; head++) {
-        const y = ops.silu(ops.linear(z, w(mlpWeightName(head, 0, 'weight')), w(mlpWeightName(head, 0, 'bias'))));
-        states.push(residualBlocks(ops, y, head, 1, shape.blocks, w));
-      }
-      const stacked = states.length === 1 ? states[0]! : ops.concat(states, 0);
-      return { logits: ops.linear(stacked, context.weight(names.lmHead)) };
+      return { logits: gumihoMlpHeads(ops, z, shape, (name) => context.weight(name), names) };
     },
   };
+}
+
+/**
+ * Gumiho's MLP heads on `z [r, 2H]`, then the LM head: logits `[heads * r, V]`, head-major.
+ * The body of {@link gumihoMlpProgram}, for programs that build `z` differently.
+ */
+export function gumihoMlpHeads(
+  ops: Ops,
+  z: TensorRef,
+  shape: MlpShape,
+  weight: (name: string) => WeightRef,
+  names: Pick<SharedWeightNames, 'lmHead' | 'prefix'>,
+): TensorRef {
+  const w = (name: string) => weight(names.prefix + name);
+  const states: TensorRef[] = [];
+  for (let head = 0; head < shape.heads; head++) {
+    const y = ops.silu(ops.linear(z, w(mlpWeightName(head, 0, 'weight')), w(mlpWeightName(head, 0, 'bias'))));
+    states.push(residualBlocks(ops, y, head, 1, shape.blocks, w));
+  }
+  const stacked = states.length === 1 ? states[0]! : ops.concat(states, 0);
+  return ops.linear(stacked, weight(names.lmHead));
 }
 
 /**

@@ -1,0 +1,142 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GumihoError, IncompatibleHeadsError, ModelLoadError, type HostTensor } from '@gumiho/core';
+import { MapWeightStore, writeSafetensors } from '@gumiho/safetensors';
+import { draftHeadsConfigFor, parseDraftHeadsConfig } from './config.js';
+import { GumihoDraftHead, MedusaDraftHead, SerialDraftHead, createGumihoHead } from './heads.js';
+import { loadDraftHeads, readDraftHeads, writeDraftHeads } from './io.js';
+import { TINY_CONFIG, randomHidden, tinyTarget } from './test-utils.js';
+import { randomDraftHeadWeights } from './weights.js';
+
+const target = tinyTarget();
+const H = TINY_CONFIG.hiddenSize;
+const root = await mkdtemp(join(tmpdir(), 'draft-heads-io-'));
+afterAll(() => rm(root, { recursive: true, force: true }));
+
+let counter = 0;
+const folder = () => join(root, `heads-${counter++}`);
+
+async function errorOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('writeDraftHeads / loadDraftHeads', () => {
+  it('round-trips Gumiho heads: the loaded head drafts exactly like the original', async () => {
+    const config = draftHeadsConfigFor('gumiho', target, { mlpHeads: 2, mlpBlocks: 3 });
+    const weights = randomDraftHeadWeights('gumiho', config, 21);
+    const dir = folder();
+    await writeDraftHeads(dir, config, weights);
+    const loaded = await loadDraftHeads(dir, target);
+    expect(loaded).toBeInstanceOf(GumihoDraftHead);
+    expect(loaded.config).toEqual(config);
+    const original = createGumihoHead({ target, weights, config });
+    const hidden = randomHidden(5, H, 4);
+    const tokens = Int32Array.of(3, 1, 4, 1, 5);
+    for (const head of [loaded, original]) await head.observe({ hidden, tokens, context: tokens, topK: 3 });
+    const a = await (loaded as GumihoDraftHead).expand({ parents: Int32Array.of(0, 0), tokens: Int32Array.of(9, 2), topK: 3 });
+    const b = await original.expand({ parents: Int32Array.of(0, 0), tokens: Int32Array.of(9, 2), topK: 3 });
+    expect(Array.from(a.candidates.logProbs)).toEqual(Array.from(b.candidates.logProbs));
+    const pa = await (loaded as GumihoDraftHead).parallel({ first: Int32Array.of(1), parents: Int32Array.of(2), tokens: Int32Array.of(7), topK: 4 });
+    const pb = await original.parallel({ first: Int32Array.of(1), parents: Int32Array.of(2), tokens: Int32Array.of(7), topK: 4 });
+    expect(pa.heads.map((c) => Array.from(c.logProbs))).toEqual(pb.heads.map((c) => Array.from(c.logProbs)));
+  });
+
+  it('loads EAGLE-2 and Medusa folders as their heads, bf16 included', async () => {
+    const eagle = draftHeadsConfigFor('eagle2', target);
+    const eagleDir = folder();
+    await writeDraftHeads(eagleDir, eagle, randomDraftHeadWeights('eagle2', eagle, 1), { dtype: 'BF16' });
+    const loadedEagle = await loadDraftHeads(eagleDir, target);
+    expect(loadedEagle).toBeInstanceOf(SerialDraftHead);
+    expect(loadedEagle.id).toBe('eagle2');
+    const medusa = draftHeadsConfigFor('medusa', target, { mlpHeads: 2, mlpBlocks: 1 });
+    const medusaDir = folder();
+    await writeDraftHeads(medusaDir, medusa, randomDraftHeadWeights('medusa', medusa, 2));
+    const loadedMedusa = await loadDraftHeads(medusaDir, target);
+    expect(loadedMedusa).toBeInstanceOf(MedusaDraftHead);
+    expect(loadedMedusa.info.parallelHeads).toBe(2);
+  });
+
+  it('accepts the official mlp.mlp.{i} naming and a residual-only mlpBlocks count', async () => {
+    const config = draftHeadsConfigFor('gumiho', target, { mlpHeads: 2, mlpBlocks: 3 });
+    const weights = randomDraftHeadWeights('gumiho', config, 5);
+    const dir = folder();
+    await writeDraftHeads(dir, config, weights);
+    const renamed: [string, HostTensor<'float32'>][] = [...weights.tensors].map(([name, tensor]) => [name.startsWith('mlp.') ? `mlp.${name}` : name, tensor]);
+    await writeSafetensors(join(dir, 'model.safetensors'), renamed);
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, mlpBlocks: 2 }));
+    const files = await readDraftHeads(dir);
+    expect(files.weights.has('mlp.1.2.linear.bias')).toBe(true);
+    expect(files.weights.has('mlp.mlp.1.2.linear.bias')).toBe(false);
+    expect(files.config.mlpBlocks).toBe(3);
+  });
+});
+
+describe('loader errors', () => {
+  it('rejects heads trained for another hidden size or vocabulary, naming both values', async () => {
+    const other = tinyTarget(7, { ...TINY_CONFIG, hiddenSize: 48, headDim: 24 });
+    const config = draftHeadsConfigFor('eagle2', other);
+    const dir = folder();
+    await writeDraftHeads(dir, config, randomDraftHeadWeights('eagle2', config, 3));
+    const error = await errorOf(loadDraftHeads(dir, target));
+    expect(error).toBeInstanceOf(IncompatibleHeadsError);
+    expect(error.message).toMatch(/hidden size 48 \(target: 32\)/);
+    expect((error as GumihoError).fix).toMatch(/train/);
+
+    const vocab = draftHeadsConfigFor('medusa', tinyTarget(7, { ...TINY_CONFIG, vocabSize: 100 }));
+    const vocabDir = folder();
+    await writeDraftHeads(vocabDir, vocab, randomDraftHeadWeights('medusa', vocab, 3));
+    expect((await errorOf(loadDraftHeads(vocabDir, target))).message).toMatch(/vocabulary size 100 \(target: 64\)/);
+  });
+
+  it('names a missing tensor and an ill-shaped tensor with expected and received shapes', async () => {
+    const config = draftHeadsConfigFor('gumiho', target, { mlpHeads: 2, mlpBlocks: 2 });
+    const weights = randomDraftHeadWeights('gumiho', config, 8);
+    const dir = folder();
+    await writeDraftHeads(dir, config, weights);
+    const without = [...weights.tensors].filter(([name]) => name !== 'layers.1.input_layernorm.weight');
+    await writeSafetensors(join(dir, 'model.safetensors'), without);
+    const missing = await errorOf(loadDraftHeads(dir, target));
+    expect(missing).toBeInstanceOf(ModelLoadError);
+    expect(missing.message).toMatch(/"layers\.1\.input_layernorm\.weight" \(expected shape \[32\]\)/);
+
+    const bad = new MapWeightStore(weights.tensors);
+    bad.set('layers.0.self_attn.k_proj.weight', { dtype: 'float32', shape: [32, 32], data: new Float32Array(32 * 32) });
+    await writeSafetensors(join(dir, 'model.safetensors'), bad.tensors);
+    const shaped = await errorOf(loadDraftHeads(dir, target));
+    expect(shaped).toBeInstanceOf(ModelLoadError);
+    expect(shaped.message).toMatch(/"layers\.0\.self_attn\.k_proj\.weight".*shape \[32, 32\], expected \[16, 32\]/);
+  });
+
+  it('reports a missing folder, bad JSON, a bad config field and a block-count mismatch', async () => {
+    const nowhere = await errorOf(loadDraftHeads(join(root, 'does-not-exist'), target));
+    expect(nowhere).toBeInstanceOf(ModelLoadError);
+    expect(nowhere.message).toMatch(/config\.json/);
+
+    const dir = folder();
+    const config = draftHeadsConfigFor('medusa', target, { mlpHeads: 1, mlpBlocks: 2 });
+    await writeDraftHeads(dir, config, randomDraftHeadWeights('medusa', config, 1));
+    await writeFile(join(dir, 'config.json'), '{ not json');
+    expect((await errorOf(readDraftHeads(dir))).message).toMatch(/not valid JSON/);
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, kind: 'hydra' }));
+    expect((await errorOf(readDraftHeads(dir))).message).toMatch(/"kind" must be/);
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, mlpBlocks: 3 }));
+    expect((await errorOf(readDraftHeads(dir))).message).toMatch(/mlpBlocks = 3.*2 blocks per MLP head/);
+  });
+
+  it('parses the exact config.json the Python exporter writes', async () => {
+    const config = draftHeadsConfigFor('gumiho', target);
+    const dir = folder();
+    await writeDraftHeads(dir, config, randomDraftHeadWeights('gumiho', config, 1));
+    const json = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as unknown;
+    expect(parseDraftHeadsConfig(json)).toEqual(config);
+    expect(() => parseDraftHeadsConfig({ ...config, formatVersion: 2 })).toThrow(/formatVersion/);
+    expect(() => parseDraftHeadsConfig({ ...config, numAttentionHeads: 3, numKeyValueHeads: 2 })).toThrow(/multiple/);
+  });
+});
