@@ -18,7 +18,7 @@ export interface DraftPolicy {
   readonly id: string;
   readonly head: DraftHead;
   readonly builder: TreeBuilder;
-  /** Largest tree (root included) to verify per round. Default 64. */
+  /** Largest tree (root included) to verify per round. Default 64; 1 turns drafting off (vanilla). */
   readonly maxTreeSize?: number;
 }
 
@@ -264,7 +264,7 @@ async function* runGeneration(
     // Draft.
     let tree: DraftTree;
     const draftStart = now();
-    if (policy && room > 1) {
+    if (policy && maxTree > 1 && room > 1) {
       tree = await policy.builder.build({
         head: policy.head,
         root,

@@ -1,0 +1,196 @@
+/**
+ * Hardware-aware tree budgets (`--total-tokens auto`).
+ *
+ * Speculative decoding pays when the extra tokens a round yields outweigh what the bigger
+ * verification forward and the drafting cost. Both sides depend on the machine: on a GPU a
+ * forward over 64 tokens costs about as much as one, on a 2-core CPU it costs several times more.
+ * So the budget is chosen per backend and model from two measurements:
+ *
+ * 1. the backend's **forward cost** `cost(n)` of the target over n tokens (medians, measured once
+ *    and cached per backend and model), and
+ * 2. the policy's **acceptance at each candidate size**: tau(n) (tokens per round) and its drafting
+ *    milliseconds per round, from a short greedy calibration generation per size.
+ *
+ * The expected speed of size n is `tau(n) / (draft(n) + cost(n))` tokens per millisecond; vanilla's
+ * is `1 / cost(1)`. The best size wins; if no size beats vanilla, the answer is 1 (no drafting), so
+ * a policy with `auto` is never slower than vanilla by this model.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { DraftPolicy, SpeculativeDecoder, TargetModel } from '@gumiho/core';
+
+/** Forward cost of the target: milliseconds per forward over `n` tokens. */
+export type CostTable = Record<string, number>;
+
+/** Sizes (root included) measured by default. */
+export const DEFAULT_COST_SIZES = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64] as const;
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/**
+ * Measures the target's forward cost over `sizes` tokens after a committed context of
+ * `contextIds` (a realistic past length), `trials` times each (median). The cache is left empty.
+ */
+export async function measureForwardCost(
+  target: TargetModel,
+  contextIds: Int32Array,
+  sizes: readonly number[] = DEFAULT_COST_SIZES,
+  trials = 5,
+): Promise<CostTable> {
+  const cache = target.cache;
+  cache.reset();
+  const positions = Int32Array.from(contextIds, (_, i) => i);
+  await target.forward({ tokenIds: contextIds, positions });
+  cache.commit();
+  const past = cache.length;
+  const table: CostTable = {};
+  for (const n of sizes) {
+    if (past + n > cache.spec.capacity) break;
+    const ids = Int32Array.from({ length: n }, (_, i) => contextIds[(i * 7) % contextIds.length]!);
+    const pos = Int32Array.from({ length: n }, (_, i) => past + i);
+    const rows = Int32Array.from({ length: n }, (_, i) => i);
+    const times: number[] = [];
+    for (let trial = 0; trial < trials + 1; trial++) {
+      const start = performance.now();
+      await target.forward({ tokenIds: ids, positions: pos, logitRows: rows });
+      const elapsed = performance.now() - start;
+      cache.rollback();
+      if (trial > 0) times.push(elapsed); // the first run warms up (tracing backends compile shapes)
+    }
+    table[String(n)] = medianOf(times);
+  }
+  cache.reset();
+  return table;
+}
+
+/** Interpolated cost of a forward over `n` tokens. */
+export function costAt(table: CostTable, n: number): number {
+  const points = Object.entries(table)
+    .map(([size, ms]) => [Number(size), ms] as const)
+    .sort((a, b) => a[0] - b[0]);
+  if (points.length === 0) return NaN;
+  let previous = points[0]!;
+  if (n <= previous[0]) return previous[1];
+  for (const point of points) {
+    if (point[0] >= n) {
+      const t = (n - previous[0]) / (point[0] - previous[0]);
+      return previous[1] + t * (point[1] - previous[1]);
+    }
+    previous = point;
+  }
+  // Extrapolate linearly from the last two points.
+  const last = points[points.length - 1]!;
+  const before = points[points.length - 2] ?? [0, 0];
+  return last[1] + ((n - last[0]) * (last[1] - before[1])) / Math.max(1, last[0] - before[0]);
+}
+
+/** One row of the budget decision. */
+export interface BudgetCandidate {
+  readonly totalTokens: number;
+  /** Tokens per target forward in the calibration run. */
+  readonly tau: number;
+  readonly draftMsPerRound: number;
+  readonly verifyMs: number;
+  /** Expected tokens per second. */
+  readonly tokensPerSecond: number;
+}
+
+/** The decision, with the evidence. */
+export interface BudgetChoice {
+  /** Chosen tree size (root included); 1 means "do not draft". */
+  readonly totalTokens: number;
+  readonly vanillaTokensPerSecond: number;
+  readonly candidates: readonly BudgetCandidate[];
+  readonly costs: CostTable;
+  /** True when the decision came from the cache file. */
+  readonly cached: boolean;
+}
+
+/** Options of {@link chooseTreeBudget}. */
+export interface ChooseBudgetOptions {
+  readonly target: TargetModel;
+  /** Builds the policy at a given tree size (root included). */
+  readonly policyAt: (totalTokens: number) => DraftPolicy | undefined;
+  /** Builds a greedy decoder for a policy. */
+  readonly decoderFor: (policy: DraftPolicy | undefined) => SpeculativeDecoder;
+  /** Calibration prompt (token ids); a couple of hundred tokens of typical input. */
+  readonly calibrationPrompt: Int32Array;
+  /** Candidate sizes. Default 4, 8, 12, 16, 24, 32, 48, 64. */
+  readonly sizes?: readonly number[];
+  /** Tokens generated per calibration run. Default 48. */
+  readonly calibrationTokens?: number;
+  /** JSON file caching costs and decisions; omit to skip caching. */
+  readonly cacheFile?: string;
+  /** Identifies backend + model + policy + heads + knobs in the cache. */
+  readonly cacheKey: string;
+  /** Identifies backend + model for the cost table in the cache. */
+  readonly costKey: string;
+}
+
+interface CacheDocument {
+  costs: Record<string, CostTable>;
+  budgets: Record<string, Omit<BudgetChoice, 'cached'>>;
+}
+
+async function readCache(file: string | undefined): Promise<CacheDocument> {
+  if (!file) return { costs: {}, budgets: {} };
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<CacheDocument>;
+    return { costs: parsed.costs ?? {}, budgets: parsed.budgets ?? {} };
+  } catch {
+    return { costs: {}, budgets: {} };
+  }
+}
+
+async function writeCache(file: string, document: CacheDocument): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const temporary = `${file}.tmp-${process.pid}`;
+  await writeFile(temporary, JSON.stringify(document, null, 1));
+  await rename(temporary, file);
+}
+
+/** Chooses the tree size; see the module comment. */
+export async function chooseTreeBudget(options: ChooseBudgetOptions): Promise<BudgetChoice> {
+  const document = await readCache(options.cacheFile);
+  const known = document.budgets[options.cacheKey];
+  if (known) return { ...known, cached: true };
+
+  let costs = document.costs[options.costKey];
+  if (!costs) {
+    costs = await measureForwardCost(options.target, options.calibrationPrompt);
+    document.costs[options.costKey] = costs;
+  }
+  const sizes = options.sizes ?? [4, 8, 12, 16, 24, 32, 48, 64];
+  const tokens = options.calibrationTokens ?? 48;
+  const vanillaMs = costAt(costs, 1);
+  const candidates: BudgetCandidate[] = [];
+  for (const size of sizes) {
+    if (size < 2 || options.calibrationPrompt.length + tokens + size > options.target.cache.spec.capacity) continue;
+    const policy = options.policyAt(size);
+    if (!policy) continue;
+    const decoder = options.decoderFor(policy);
+    await decoder.generate({ prompt: options.calibrationPrompt, maxNewTokens: 8 }); // warm-up (compiles shapes)
+    const result = await decoder.generate({ prompt: options.calibrationPrompt, maxNewTokens: tokens });
+    const verifyRounds = Math.max(1, result.stats.rounds - 1);
+    const tau = result.stats.meanAcceptedLength;
+    const draftMsPerRound = result.stats.draftMs / verifyRounds;
+    const verifyMs = costAt(costs, policy.maxTreeSize ?? size);
+    candidates.push({ totalTokens: policy.maxTreeSize ?? size, tau, draftMsPerRound, verifyMs, tokensPerSecond: (1000 * tau) / (draftMsPerRound + verifyMs) });
+  }
+  const vanillaTokensPerSecond = 1000 / vanillaMs;
+  let best: BudgetCandidate | undefined;
+  for (const candidate of candidates) if (!best || candidate.tokensPerSecond > best.tokensPerSecond) best = candidate;
+  const choice = {
+    totalTokens: best && best.tokensPerSecond > vanillaTokensPerSecond ? best.totalTokens : 1,
+    vanillaTokensPerSecond,
+    candidates,
+    costs,
+  };
+  document.budgets[options.cacheKey] = choice;
+  if (options.cacheFile) await writeCache(options.cacheFile, document);
+  return { ...choice, cached: false };
+}

@@ -1,0 +1,18 @@
+/**
+ * @packageDocumentation
+ * `@gumiho/policies`: the built-in drafting policies (vanilla, lookup, medusa, eagle2, gumiho)
+ * assembled from draft heads and tree builders, and hardware-aware tree budgets.
+ */
+export {
+  DEFAULT_KNOBS,
+  POLICY_NAMES,
+  assemblePolicy,
+  createPolicy,
+  createPolicyBuilder,
+  defaultHeadsDir,
+  loadPolicyHead,
+  medusaTreePaths,
+} from './policies.js';
+export type { PolicyHeadOptions, PolicyKnobs, PolicyName } from './policies.js';
+export { DEFAULT_COST_SIZES, chooseTreeBudget, costAt, measureForwardCost } from './budget.js';
+export type { BudgetCandidate, BudgetChoice, ChooseBudgetOptions, CostTable } from './budget.js';
