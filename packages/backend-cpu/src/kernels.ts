@@ -1,7 +1,8 @@
 /**
- * Scalar float32 kernels on typed arrays. The reference implementation of the op set: simple,
- * allocation-free (callers pass outputs), and blocked so that each weight row is loaded once per
- * four activation rows.
+ * Scalar float32 kernels on typed arrays: the fallback where WebAssembly SIMD is unavailable
+ * (and for shapes the SIMD kernels do not take), and the reference the SIMD kernels are tested
+ * against. Allocation-free (callers pass outputs); the matmul is blocked so that each weight row is
+ * loaded once per four activation rows.
  */
 
 /** `out[n, outF] = x[n, inF] · w[outF, inF]ᵀ (+ bias)`. */
@@ -71,6 +72,63 @@ export function rmsNorm(x: Float32Array, n: number, d: number, weight: Float32Ar
   }
 }
 
+/** Positions below this get cached cos/sin rows in a {@link RopeTable}; larger ones are computed per call. */
+const ROPE_CACHE_POSITIONS = 1 << 16;
+
+/**
+ * Cosines and sines of the rotary angles for one `(theta, headDim)`, cached per position as
+ * float32 (what Hugging Face computes): `inverseFrequency[f] = 1 / theta^(2f / headDim)` and
+ * `angle = position * inverseFrequency[f]`, both rounded to float32.
+ */
+export class RopeTable {
+  readonly half: number;
+  private readonly inverseFrequency: Float64Array;
+  private cos = new Float32Array(0);
+  private sin = new Float32Array(0);
+  private cached = 0;
+  private readonly rowCos: Float32Array;
+  private readonly rowSin: Float32Array;
+
+  constructor(theta: number, headDim: number) {
+    this.half = headDim >> 1;
+    this.inverseFrequency = new Float64Array(this.half);
+    for (let f = 0; f < this.half; f++) this.inverseFrequency[f] = Math.fround(1 / Math.pow(theta, (2 * f) / headDim));
+    this.rowCos = new Float32Array(this.half);
+    this.rowSin = new Float32Array(this.half);
+  }
+
+  /** Cosines and sines of `position` in `cos[offset..offset+half)`, `sin[...]`. Valid until the next call. */
+  row(position: number): { cos: Float32Array; sin: Float32Array; offset: number } {
+    const half = this.half;
+    if (position >= 0 && position < ROPE_CACHE_POSITIONS && Number.isInteger(position)) {
+      if (position >= this.cached) this.grow(position + 1);
+      return { cos: this.cos, sin: this.sin, offset: position * half };
+    }
+    this.compute(position, this.rowCos, this.rowSin, 0);
+    return { cos: this.rowCos, sin: this.rowSin, offset: 0 };
+  }
+
+  private grow(positions: number): void {
+    const count = Math.min(ROPE_CACHE_POSITIONS, Math.max(positions, this.cached * 2, 256));
+    const cos = new Float32Array(count * this.half);
+    const sin = new Float32Array(count * this.half);
+    cos.set(this.cos);
+    sin.set(this.sin);
+    for (let p = this.cached; p < count; p++) this.compute(p, cos, sin, p * this.half);
+    this.cos = cos;
+    this.sin = sin;
+    this.cached = count;
+  }
+
+  private compute(position: number, cos: Float32Array, sin: Float32Array, offset: number): void {
+    for (let f = 0; f < this.half; f++) {
+      const angle = Math.fround(position * this.inverseFrequency[f]!);
+      cos[offset + f] = Math.cos(angle);
+      sin[offset + f] = Math.sin(angle);
+    }
+  }
+}
+
 /** Rotary embedding (Hugging Face rotate-half convention) of `x [n, heads*headDim]`. */
 export function rope(
   x: Float32Array,
@@ -78,28 +136,22 @@ export function rope(
   heads: number,
   headDim: number,
   positions: Int32Array,
-  theta: number,
+  table: RopeTable,
   out: Float32Array,
 ): void {
-  const half = headDim >> 1;
+  const half = table.half;
   const width = heads * headDim;
-  const cos = new Float64Array(half);
-  const sin = new Float64Array(half);
   for (let i = 0; i < n; i++) {
-    const position = positions[i]!;
-    for (let f = 0; f < half; f++) {
-      const inverseFrequency = Math.fround(1 / Math.pow(theta, (2 * f) / headDim));
-      const angle = Math.fround(position * inverseFrequency);
-      cos[f] = Math.cos(angle);
-      sin[f] = Math.sin(angle);
-    }
+    const { cos, sin, offset } = table.row(positions[i]!);
     for (let h = 0; h < heads; h++) {
       const base = i * width + h * headDim;
       for (let f = 0; f < half; f++) {
         const a = x[base + f]!;
         const b = x[base + f + half]!;
-        out[base + f] = a * cos[f]! - b * sin[f]!;
-        out[base + f + half] = b * cos[f]! + a * sin[f]!;
+        const c = cos[offset + f]!;
+        const s = sin[offset + f]!;
+        out[base + f] = a * c - b * s;
+        out[base + f + half] = b * c + a * s;
       }
     }
   }
@@ -107,7 +159,8 @@ export function rope(
 
 /**
  * Attention of `q [n, heads*headDim]` over `keys/values [total, kvHeads*headDim]` (rows
- * `0..total`), with an additive `mask [n, total]`. Keys whose mask is below -1e29 are skipped.
+ * `0..total`), with an additive `mask [n, total]`. Keys whose mask is below -1e29 are skipped;
+ * a row whose keys are all skipped gets zeros. `scores` is scratch of at least `total` floats.
  */
 export function attention(
   q: Float32Array,
@@ -145,6 +198,11 @@ export function attention(
         scores[j] = s;
         if (s > max) max = s;
       }
+      const oBase = i * qWidth + h * headDim;
+      if (max === -Infinity) {
+        for (let d = 0; d < headDim; d++) out[oBase + d] = 0;
+        continue;
+      }
       let sum = 0;
       for (let j = 0; j < total; j++) {
         const s = scores[j]!;
@@ -153,7 +211,6 @@ export function attention(
         sum += e;
       }
       const inverse = 1 / sum;
-      const oBase = i * qWidth + h * headDim;
       for (let d = 0; d < headDim; d++) out[oBase + d] = 0;
       for (let j = 0; j < total; j++) {
         const p = scores[j]! * inverse;

@@ -27,6 +27,7 @@ export type {
 } from './backend.js';
 export { MASK_MIN } from './backend.js';
 export { HostKvCache } from './kv-cache.js';
+export type { HostKvCacheOptions } from './kv-cache.js';
 export type { ModelConfig, TargetForwardOptions, TargetForwardResult, TargetModel, Tokenizer } from './model.js';
 export type {
   BuildTreeOptions,

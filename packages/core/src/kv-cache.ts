@@ -10,6 +10,16 @@
 import type { KvCache, KvCacheSpec } from './backend.js';
 import { InvalidArgumentError, assert } from './errors.js';
 
+/** Options of the {@link HostKvCache} constructor. */
+export interface HostKvCacheOptions {
+  /**
+   * Allocates one zeroed layer buffer (keys or values) of `length` floats. Default:
+   * `new Float32Array(length)`. Backends whose kernels run in their own memory (the CPU backend's
+   * WebAssembly memory) pass their allocator, so that attention reads the cache in place.
+   */
+  readonly allocate?: (length: number) => Float32Array;
+}
+
 /** The host-memory {@link KvCache} shared by the CPU backends. */
 export class HostKvCache implements KvCache {
   readonly spec: KvCacheSpec;
@@ -20,7 +30,7 @@ export class HostKvCache implements KvCache {
   private committed = 0;
   private pendingRows = 0;
 
-  constructor(spec: KvCacheSpec) {
+  constructor(spec: KvCacheSpec, options: HostKvCacheOptions = {}) {
     for (const key of ['layers', 'kvHeads', 'headDim', 'capacity'] as const) {
       const value = spec[key];
       if (!Number.isInteger(value) || value <= 0) {
@@ -31,9 +41,11 @@ export class HostKvCache implements KvCache {
     this.rowSize = spec.kvHeads * spec.headDim;
     this.keyData = [];
     this.valueData = [];
+    const allocate = options.allocate ?? ((length: number) => new Float32Array(length));
+    const length = spec.capacity * this.rowSize;
     for (let layer = 0; layer < spec.layers; layer++) {
-      this.keyData.push(new Float32Array(spec.capacity * this.rowSize));
-      this.valueData.push(new Float32Array(spec.capacity * this.rowSize));
+      this.keyData.push(allocate(length));
+      this.valueData.push(allocate(length));
     }
   }
 

@@ -1,0 +1,334 @@
+/**
+ * The WebAssembly SIMD kernels of the CPU backend, emitted with the in-repository assembler
+ * (`assembler.ts`): a register-blocked matrix multiply with the weight layout of `nn.Linear`, and
+ * grouped-query attention over a KV cache with an additive mask.
+ *
+ * Both take byte pointers into one imported (shared) memory. They are the hot paths; everything
+ * else (norms, rotary embedding, elementwise ops) stays in JavaScript, where it costs little.
+ */
+import { F32, FunctionBuilder, I32, V128, assembleModule } from './assembler.js';
+
+/** Rows per register block of the multi-row matmul path. */
+const ROWS = 4;
+/** Output columns per register block with {@link ROWS} rows, and with one row. */
+const COLUMNS_MULTI = 2;
+const COLUMNS_SINGLE = 4;
+
+/** Exports of the kernel module. */
+export interface KernelExports {
+  /**
+   * `out[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m])`, pointers in bytes (`bias` 0 for none). Output
+   * columns are processed in panels of `panel` columns so that a panel of `w` stays in cache
+   * while every row of `x` passes over it.
+   */
+  linear(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number): void;
+  /**
+   * Attention of `q [n, heads*headDim]` over `keys, values [total, kvHeads*headDim]` with the
+   * additive `mask [n, total]` (entries below -1e29 skip their key). `scores` is scratch for
+   * `total + 4` floats. `headDim` must be a multiple of 4. Rows whose keys are all masked get 0.
+   */
+  attention(
+    q: number,
+    n: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    keys: number,
+    values: number,
+    total: number,
+    mask: number,
+    scale: number,
+    scores: number,
+    out: number,
+  ): void;
+}
+
+/** Pushes the sum of the four lanes of the v128 local `vector`. */
+function horizontalSum(fn: FunctionBuilder, vector: number): void {
+  fn.get(vector).f32x4ExtractLane(0).get(vector).f32x4ExtractLane(1).f32Add();
+  fn.get(vector).f32x4ExtractLane(2).get(vector).f32x4ExtractLane(3).f32Add();
+  fn.f32Add();
+}
+
+function emitLinear(fn: FunctionBuilder): void {
+  const [X, N, K, W, M, BIAS, OUT, PANEL] = [0, 1, 2, 3, 4, 5, 6, 7] as const;
+  const i = fn.local(I32);
+  const j = fn.local(I32);
+  const jb = fn.local(I32);
+  const jEnd = fn.local(I32);
+  const p = fn.local(I32);
+  const kBytes = fn.local(I32);
+  const k4Bytes = fn.local(I32);
+  const maxR = ROWS;
+  const maxC = Math.max(COLUMNS_MULTI, COLUMNS_SINGLE);
+  const xp = Array.from({ length: maxR }, () => fn.local(I32));
+  const wp = Array.from({ length: maxC }, () => fn.local(I32));
+  const wv = Array.from({ length: maxC }, () => fn.local(V128));
+  const acc = Array.from({ length: maxR }, () => Array.from({ length: maxC }, () => fn.local(V128)));
+  const sum = Array.from({ length: maxR }, () => Array.from({ length: maxC }, () => fn.local(F32)));
+  const xv = fn.local(V128);
+  const xs = fn.local(F32);
+  const bv = fn.local(F32);
+
+  /** Computes the `rows x columns` block of the output at (i, j). */
+  const block = (rows: number, columns: number): void => {
+    for (let r = 0; r < rows; r++) {
+      fn.get(X).get(i).i32(r).i32Add().get(kBytes).i32Mul().i32Add().set(xp[r]!);
+    }
+    for (let c = 0; c < columns; c++) {
+      fn.get(W).get(j).i32(c).i32Add().get(kBytes).i32Mul().i32Add().set(wp[c]!);
+    }
+    for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) fn.f32x4Const(0).set(acc[r]![c]!);
+    fn.i32(0).set(p);
+    // Vector part: four inputs at a time.
+    fn.while(
+      () => fn.get(p).get(k4Bytes).i32LtS(),
+      () => {
+        for (let c = 0; c < columns; c++) fn.get(wp[c]!).get(p).i32Add().v128Load().set(wv[c]!);
+        for (let r = 0; r < rows; r++) {
+          fn.get(xp[r]!).get(p).i32Add().v128Load().set(xv);
+          for (let c = 0; c < columns; c++) {
+            fn.get(acc[r]![c]!).get(xv).get(wv[c]!).f32x4Mul().f32x4Add().set(acc[r]![c]!);
+          }
+        }
+        fn.get(p).i32(16).i32Add().set(p);
+      },
+    );
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < columns; c++) {
+        horizontalSum(fn, acc[r]![c]!);
+        fn.set(sum[r]![c]!);
+      }
+    }
+    // Scalar tail: the last k % 4 inputs.
+    fn.while(
+      () => fn.get(p).get(kBytes).i32LtS(),
+      () => {
+        for (let r = 0; r < rows; r++) {
+          fn.get(xp[r]!).get(p).i32Add().f32Load().set(xs);
+          for (let c = 0; c < columns; c++) {
+            fn.get(sum[r]![c]!).get(xs).get(wp[c]!).get(p).i32Add().f32Load().f32Mul().f32Add().set(sum[r]![c]!);
+          }
+        }
+        fn.get(p).i32(4).i32Add().set(p);
+      },
+    );
+    fn.get(BIAS).i32(0).i32Ne().if(() => {
+      for (let c = 0; c < columns; c++) {
+        fn.get(BIAS).get(j).i32(c).i32Add().i32(2).i32Shl().i32Add().f32Load().set(bv);
+        for (let r = 0; r < rows; r++) fn.get(sum[r]![c]!).get(bv).f32Add().set(sum[r]![c]!);
+      }
+    });
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < columns; c++) {
+        // out + ((i + r) * m + j + c) * 4
+        fn.get(OUT).get(i).i32(r).i32Add().get(M).i32Mul().get(j).i32Add().i32(c).i32Add().i32(2).i32Shl().i32Add();
+        fn.get(sum[r]![c]!).f32Store();
+      }
+    }
+  };
+
+  /** Sweeps columns jb..jEnd for the row block at i. */
+  const sweepColumns = (rows: number, columns: number): void => {
+    fn.get(jb).set(j);
+    fn.while(
+      () => fn.get(j).i32(columns).i32Add().get(jEnd).i32LeS(),
+      () => {
+        block(rows, columns);
+        fn.get(j).i32(columns).i32Add().set(j);
+      },
+    );
+    fn.while(
+      () => fn.get(j).get(jEnd).i32LtS(),
+      () => {
+        block(rows, 1);
+        fn.get(j).i32(1).i32Add().set(j);
+      },
+    );
+  };
+
+  fn.get(K).i32(2).i32Shl().set(kBytes);
+  fn.get(K).i32(~3).i32And().i32(2).i32Shl().set(k4Bytes);
+  fn.i32(0).set(jb);
+  fn.while(
+    () => fn.get(jb).get(M).i32LtS(),
+    () => {
+      // jEnd = min(jb + panel, m)
+      fn.get(jb).get(PANEL).i32Add().get(M).get(jb).get(PANEL).i32Add().get(M).i32LtS().select().set(jEnd);
+      fn.i32(0).set(i);
+      fn.while(
+        () => fn.get(i).i32(ROWS).i32Add().get(N).i32LeS(),
+        () => {
+          sweepColumns(ROWS, COLUMNS_MULTI);
+          fn.get(i).i32(ROWS).i32Add().set(i);
+        },
+      );
+      fn.while(
+        () => fn.get(i).get(N).i32LtS(),
+        () => {
+          sweepColumns(1, COLUMNS_SINGLE);
+          fn.get(i).i32(1).i32Add().set(i);
+        },
+      );
+      fn.get(jb).get(PANEL).i32Add().set(jb);
+    },
+  );
+}
+
+/**
+ * Pushes `exp(x)` of the v128 local `x` (lanes at most 0; results for lanes below -87 are
+ * clamped to about 1e-38). Range reduction `x = n ln2 + r`, a degree-6 polynomial for `e^r`
+ * (|r| <= ln2/2, relative error about 1e-7) and `2^n` built from its exponent bits.
+ */
+function emitExp(fn: FunctionBuilder, x: number, nf: number, r: number): void {
+  fn.get(x).f32x4Const(-87).f32x4Max().set(x);
+  fn.get(x).f32x4Const(Math.LOG2E).f32x4Mul().f32x4Nearest().set(nf);
+  // r = x - nf * ln2_hi - nf * ln2_lo (ln2_hi exact in few bits)
+  fn.get(x).get(nf).f32x4Const(0.693359375).f32x4Mul().f32x4Sub();
+  fn.get(nf).f32x4Const(-2.12194440e-4).f32x4Mul().f32x4Sub().set(r);
+  const coefficients = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
+  fn.f32x4Const(coefficients[0]!);
+  for (let c = 1; c < coefficients.length; c++) fn.get(r).f32x4Mul().f32x4Const(coefficients[c]!).f32x4Add();
+  // * 2^nf
+  fn.get(nf).i32x4TruncSatF32x4S().i32x4Const(127).i32x4Add().i32(23).i32x4Shl().f32x4Mul();
+}
+
+function emitAttention(fn: FunctionBuilder): void {
+  const [Q, N, HEADS, KV_HEADS, HEAD_DIM, KEYS, VALUES, TOTAL, MASK, SCALE, SCORES, OUT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
+  const i = fn.local(I32);
+  const h = fn.local(I32);
+  const j = fn.local(I32);
+  const d = fn.local(I32);
+  const group = fn.local(I32);
+  const qStride = fn.local(I32);
+  const kvStride = fn.local(I32);
+  const headBytes = fn.local(I32);
+  const qp = fn.local(I32);
+  const kvOffset = fn.local(I32);
+  const maskRow = fn.local(I32);
+  const kp = fn.local(I32);
+  const sp = fn.local(I32);
+  const sEnd = fn.local(I32);
+  const maskValue = fn.local(F32);
+  const score = fn.local(F32);
+  const max = fn.local(F32);
+  const inverse = fn.local(F32);
+  const prob = fn.local(F32);
+  const dot = fn.local(V128);
+  const maxV = fn.local(V128);
+  const sumV = fn.local(V128);
+  const sv = fn.local(V128);
+  const ev = fn.local(V128);
+  const nf = fn.local(V128);
+  const rv = fn.local(V128);
+  const pv = fn.local(V128);
+  const outAcc = Array.from({ length: 4 }, () => fn.local(V128));
+
+  fn.get(HEADS).get(KV_HEADS).i32DivS().set(group);
+  fn.get(HEAD_DIM).i32(2).i32Shl().set(headBytes);
+  fn.get(HEADS).get(headBytes).i32Mul().set(qStride);
+  fn.get(KV_HEADS).get(headBytes).i32Mul().set(kvStride);
+
+  /** Accumulates `width` vectors of `Σ_j p_j v_j` at head offset `d`, stores them scaled. */
+  const weightedValues = (width: number): void => {
+    for (let t = 0; t < width; t++) fn.f32x4Const(0).set(outAcc[t]!);
+    fn.forRange(j, () => fn.i32(0), () => fn.get(TOTAL), 1, () => {
+      fn.get(SCORES).get(j).i32(2).i32Shl().i32Add().f32Load().tee(prob).f32(0).f32Ne().if(() => {
+        fn.get(prob).f32x4Splat().set(pv);
+        // kp = values + j * kvStride + kvOffset + d
+        fn.get(VALUES).get(j).get(kvStride).i32Mul().i32Add().get(kvOffset).i32Add().get(d).i32Add().set(kp);
+        for (let t = 0; t < width; t++) {
+          fn.get(outAcc[t]!).get(pv).get(kp).v128Load(16 * t).f32x4Mul().f32x4Add().set(outAcc[t]!);
+        }
+      });
+    });
+    for (let t = 0; t < width; t++) {
+      fn.get(OUT).get(qp).get(Q).i32Sub().i32Add().get(d).i32Add();
+      fn.get(outAcc[t]!).get(inverse).f32x4Splat().f32x4Mul().v128Store(16 * t);
+    }
+  };
+
+  fn.forRange(i, () => fn.i32(0), () => fn.get(N), 1, () => {
+    fn.get(MASK).get(i).get(TOTAL).i32Mul().i32(2).i32Shl().i32Add().set(maskRow);
+    fn.forRange(h, () => fn.i32(0), () => fn.get(HEADS), 1, () => {
+      fn.get(Q).get(i).get(qStride).i32Mul().i32Add().get(h).get(headBytes).i32Mul().i32Add().set(qp);
+      fn.get(h).get(group).i32DivS().get(headBytes).i32Mul().set(kvOffset);
+      fn.f32(-Infinity).set(max);
+      // Pass 1: scores (masked keys -> -inf, skipped).
+      fn.forRange(j, () => fn.i32(0), () => fn.get(TOTAL), 1, () => {
+        fn.get(SCORES).get(j).i32(2).i32Shl().i32Add().set(sp);
+        fn.get(maskRow).get(j).i32(2).i32Shl().i32Add().f32Load().tee(maskValue).f32(-1e29).f32Lt().if(
+          () => {
+            fn.get(sp).f32(-Infinity).f32Store();
+          },
+          () => {
+            fn.get(KEYS).get(j).get(kvStride).i32Mul().i32Add().get(kvOffset).i32Add().set(kp);
+            fn.f32x4Const(0).set(dot);
+            fn.forRange(d, () => fn.i32(0), () => fn.get(headBytes), 16, () => {
+              fn.get(dot).get(qp).get(d).i32Add().v128Load().get(kp).get(d).i32Add().v128Load().f32x4Mul().f32x4Add().set(dot);
+            });
+            horizontalSum(fn, dot);
+            fn.get(SCALE).f32Mul().get(maskValue).f32Add().set(score);
+            fn.get(sp).get(score).f32Store();
+            fn.get(max).get(score).f32Max().set(max);
+          },
+        );
+      });
+      fn.get(max).f32(-Infinity).f32Eq().if(
+        () => {
+          // Every key masked: the output row is zero.
+          fn.forRange(d, () => fn.i32(0), () => fn.get(headBytes), 16, () => {
+            fn.get(OUT).get(qp).get(Q).i32Sub().i32Add().get(d).i32Add().f32x4Const(0).v128Store();
+          });
+        },
+        () => {
+          // Pad the scores to a multiple of four with -inf, then exponentiate four at a time.
+          fn.get(SCORES).get(TOTAL).i32(2).i32Shl().i32Add().set(sp);
+          for (let t = 0; t < 4; t++) fn.get(sp).f32(-Infinity).f32Store(4 * t);
+          fn.get(SCORES).get(TOTAL).i32(3).i32Add().i32(~3).i32And().i32(2).i32Shl().i32Add().set(sEnd);
+          fn.get(max).f32x4Splat().set(maxV);
+          fn.f32x4Const(0).set(sumV);
+          fn.forRange(sp, () => fn.get(SCORES), () => fn.get(sEnd), 16, () => {
+            fn.get(sp).v128Load().set(sv);
+            fn.get(sv).get(maxV).f32x4Sub().set(ev);
+            emitExp(fn, ev, nf, rv);
+            // Zero the lanes of masked keys (score -inf).
+            fn.get(sv).f32x4Const(-Infinity).f32x4Gt().v128And().set(ev);
+            fn.get(sp).get(ev).v128Store();
+            fn.get(sumV).get(ev).f32x4Add().set(sumV);
+          });
+          fn.f32(1);
+          horizontalSum(fn, sumV);
+          fn.f32Div().set(inverse);
+          // Pass 3: weighted values, 16 floats of the head at a time, then 4 at a time.
+          fn.i32(0).set(d);
+          fn.while(
+            () => fn.get(d).i32(64).i32Add().get(headBytes).i32LeS(),
+            () => {
+              weightedValues(4);
+              fn.get(d).i32(64).i32Add().set(d);
+            },
+          );
+          fn.while(
+            () => fn.get(d).get(headBytes).i32LtS(),
+            () => {
+              weightedValues(1);
+              fn.get(d).i32(16).i32Add().set(d);
+            },
+          );
+        },
+      );
+    });
+  });
+}
+
+/** Builds the kernel module's binary for a memory with the given limits (64 KiB pages). */
+export function kernelModuleBinary(memory: { initial: number; maximum: number; shared: boolean }): Uint8Array<ArrayBuffer> {
+  return assembleModule({
+    memory,
+    functions: [
+      { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32], build: emitLinear },
+      { name: 'attention', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: emitAttention },
+    ],
+  });
+}
