@@ -58,10 +58,55 @@ interface Reference {
 
 const TOLERANCE = 1e-3;
 
+/**
+ * Speculative chains through the training code's own multi-step drafting (`serial_steps`, which
+ * the training and `eval` commands use): for every root `t` of the reference input, step `d + 1`
+ * consumes `(h_d[t], next[d][t])` at position `t + d`, attending to the committed pairs `p <= t`
+ * and the root's own earlier speculative rows; Gumiho's MLP heads then get
+ * `z = [fc([e(next[0]) ; h_1]) ; fc([e(next[1]) ; h_2])]`. Prints JSON.
+ */
+const CHAIN_SCRIPT = `
+import json, sys, torch
+from train_heads.llama import load_llama
+from train_heads.export import load_exported
+d = sys.argv[1]
+target = load_llama(d + "/target")
+ref = json.load(open(d + "/reference.json"))
+out = {}
+with torch.no_grad():
+    for kind in ("gumiho", "eagle2"):
+        model, _ = load_exported(d + "/" + kind, target)
+        r = ref["kinds"][kind]
+        feats = torch.tensor([r["features"]], dtype=torch.float32)
+        toks = torch.tensor([r["tokens"]])
+        V = model.cfg.vocabSize
+        steps = 2 if kind == "gumiho" else 3
+        nts = [(toks * 7 + 13 * s + 1) % V for s in range(steps)]
+        hs = model.serial_steps(feats, toks, nts[: steps - 1] if kind == "eagle2" else nts[:1])
+        entry = {"next": [nt[0].tolist() for nt in nts], "hidden": [h[0].tolist() for h in hs]}
+        if kind == "gumiho":
+            h1, h2 = hs
+            z = torch.cat([model.fuse(nts[0], h1), model.fuse(nts[1], h2)], dim=-1)
+            outs = model.mlp_all(z)[:, 0]
+            entry["mlpTop"] = [[{"ids": model.lm(o).topk(5).indices.tolist(), "values": model.lm(o).topk(5).values.tolist()} for o in head] for head in outs]
+        out[kind] = entry
+print(json.dumps(out))
+`;
+
+interface ChainReference {
+  /** Token of the depth-`s + 1` node for every root: `next[s][t]`. */
+  next: number[][];
+  /** `hidden[d][t]`: output of the depth-`d` draft row for root `t` (d = 0: the root row). */
+  hidden: number[][][];
+  /** Gumiho: `mlpTop[head][t]`, top-5 logits of each MLP head for root `t`. */
+  mlpTop?: TopLogits[][];
+}
+
 describe.skipIf(reason !== undefined)('PyTorch reference (tooling/train-heads smoke)', () => {
   let dir = '';
   let owned = false;
   let reference: Reference;
+  let chains: Record<string, ChainReference>;
   let target: DraftTarget;
 
   beforeAll(async () => {
@@ -79,6 +124,9 @@ describe.skipIf(reason !== undefined)('PyTorch reference (tooling/train-heads sm
       if (run.status !== 0) throw new Error(`train_heads smoke failed (${run.status}): ${run.stderr}`);
     }
     reference = JSON.parse(await readFile(join(dir, 'reference.json'), 'utf8')) as Reference;
+    const chain = spawnSync(PYTHON, ['-c', CHAIN_SCRIPT, dir], { cwd: TOOLING, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
+    if (chain.status !== 0) throw new Error(`the train_heads serial_steps reference failed (${chain.status}): ${chain.stderr}`);
+    chains = JSON.parse(chain.stdout) as Record<string, ChainReference>;
     const hf = JSON.parse(await readFile(join(dir, 'target', 'config.json'), 'utf8')) as Record<string, number | boolean>;
     const weights = await readSafetensors(join(dir, 'target', 'model.safetensors'));
     const config: ModelConfig = {
@@ -174,6 +222,38 @@ describe.skipIf(reason !== undefined)('PyTorch reference (tooling/train-heads sm
     const parallel = await head.parallel({ first: level1.handles, parents: level1.handles, tokens: Int32Array.of(ref.tokens[1]!), topK: 3 });
     expect(parallel.heads).toHaveLength(config.mlpHeads);
   });
+
+  for (const kind of ['gumiho', 'eagle2'] as const) {
+    it(`${kind}: speculative chains via expand/parallel equal the training code's multi-step drafting`, async () => {
+      const ref = reference.kinds[kind]!;
+      const chain = chains[kind]!;
+      const head = (await loadDraftHeads(join(dir, kind), target)) as SerialDraftHead;
+      const H = target.config.hiddenSize;
+      let worst = 0;
+      const compare = (actual: Float32Array, expected: number[]) => {
+        for (let c = 0; c < H; c++) worst = Math.max(worst, Math.abs(actual[c]! - expected[c]!));
+      };
+      const depths = chain.hidden.length;
+      for (let t = 0; t < ref.n; t++) {
+        await head.observe({ hidden: Float32Array.from(ref.features[t]!), tokens: Int32Array.of(ref.tokens[t]!), context: Int32Array.from(ref.tokens.slice(0, t + 1)), topK: 1 });
+        compare(head.serial.out(ROOT_HANDLE), chain.hidden[0]![t]!);
+        let parent = ROOT_HANDLE;
+        for (let d = 1; d < depths; d++) {
+          const step = await head.expand({ parents: Int32Array.of(parent), tokens: Int32Array.of(chain.next[d - 1]![t]!), topK: 1 });
+          parent = step.handles[0]!;
+          expect(head.serial.position(parent)).toBe(t + d);
+          compare(head.serial.out(parent), chain.hidden[d]![t]!);
+        }
+        if (kind === 'gumiho') {
+          const parallel = await (head as GumihoDraftHead).parallel({ first: Int32Array.of(parent), parents: Int32Array.of(parent), tokens: Int32Array.of(chain.next[1]![t]!), topK: 5 });
+          chain.mlpTop!.forEach((perRoot, m) => expectTopLogits(parallel.heads[m]!.logProbs, parallel.heads[m]!.tokens, perRoot[t]!));
+        }
+        head.endRound();
+      }
+      if (process.env.GUMIHO_VERBOSE) console.log(`${kind} speculative chains: max |out - torch| = ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(TOLERANCE);
+    });
+  }
 
   it('medusa: every head reproduces PyTorch on the last target feature', async () => {
     const ref = reference.kinds.medusa!;
