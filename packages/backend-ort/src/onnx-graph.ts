@@ -207,6 +207,11 @@ export class GraphBuilder {
     return this.nodes;
   }
 
+  /** Names of the graph inputs and outputs so far. */
+  get boundaryNames(): Set<string> {
+    return new Set([...this.inputs, ...this.outputs].map((info) => info.name!));
+  }
+
   /** Encodes the model. `opsets` maps domains to versions. */
   encode(graphName: string, opsets: Readonly<Record<string, number>>, irVersion = 8): Uint8Array {
     // Drop initializers that rewrites left unused (ONNX Runtime would warn about each).

@@ -31,7 +31,7 @@ import {
 import type * as Ort from 'onnxruntime-node';
 import { MS_DOMAIN } from './onnx-graph.js';
 import { checkProviders, loadOrt, selectProvider, type OrtExecutionProvider, type OrtModule } from './ort-runtime.js';
-import { fuseSkipNorm, mergeSlices } from './rewrite.js';
+import { elideOutputIdentities, fuseSkipNorm, mergeSlices } from './rewrite.js';
 import { traceProgram, type CacheBinding, type TraceResult } from './tracer.js';
 
 /** Options of {@link createOrtBackend}. */
@@ -54,6 +54,11 @@ export interface OrtBackendOptions {
   readonly deviceId?: number;
   /** ONNX Runtime's log level: 0 verbose … 4 fatal. Default 3 (errors only). */
   readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Extra onnxruntime-node session options merged over this backend's (e.g. `enableProfiling`,
+   * `profileFilePrefix`, `optimizedModelFilePath`). For experiments and debugging.
+   */
+  readonly sessionOptions?: Readonly<Record<string, unknown>>;
   /** Debugging: write each compiled graph (without weights) as `<dir>/<program>.onnx`. */
   readonly dumpGraphsTo?: string;
 }
@@ -232,6 +237,7 @@ function sessionOptions(options: OrtBackendOptions, provider: OrtExecutionProvid
     executionMode: 'sequential',
     logSeverityLevel: options.logSeverityLevel ?? 3,
     extra: { session: { intra_op: { allow_spinning: options.spinning === false ? '0' : '1' } } },
+    ...(options.sessionOptions ?? {}),
   } as Ort.InferenceSession.SessionOptions;
 }
 
@@ -258,6 +264,7 @@ export async function createOrtBackend(options: OrtBackendOptions = {}): Promise
       const outputValues = new Set(trace.outputs.map((output) => output.value));
       const fusedSkipNorms = fuseSkipNorm(graph, trace.adds, outputValues);
       const mergedSlices = mergeSlices(graph, trace.slices);
+      elideOutputIdentities(graph);
       const model = graph.encode(definition.name, OPSETS, IR_VERSION);
       if (options.dumpGraphsTo) await writeFile(join(options.dumpGraphsTo, `${definition.name}.onnx`), model);
       const external = graph.externalData();

@@ -6,6 +6,8 @@
  *   `com.microsoft.SkipSimplifiedLayerNormalization` that returns `y` and the sum `s`.
  * - {@link mergeSlices}: disjoint `sliceColumns` of one tensor (a fused QKV or gate/up output)
  *   → one `Split`.
+ * - {@link elideOutputIdentities}: `Identity` nodes that only give a computed value its graph
+ *   output name → the producer writes the output directly.
  */
 import type { GraphBuilder } from './onnx-graph.js';
 import { MS_DOMAIN } from './onnx-graph.js';
@@ -98,4 +100,37 @@ export function mergeSlices(graph: GraphBuilder, slices: readonly SliceRecord[])
     merged++;
   }
   return merged;
+}
+
+/**
+ * Removes `Identity` nodes whose output is a graph output and whose input is computed by another
+ * node (not a graph input, not an initializer, not itself an output): the producer's output is
+ * renamed instead. Returns the number removed.
+ */
+export function elideOutputIdentities(graph: GraphBuilder): number {
+  const nodes = graph.graphNodes;
+  const boundary = graph.boundaryNames;
+  const producer = new Map<string, Node>();
+  for (const node of nodes) for (const output of node.output ?? []) producer.set(output, node);
+  const renamed = new Map<string, string>();
+  const removed = new Set<Node>();
+  for (const node of nodes) {
+    if (node.opType !== 'Identity') continue;
+    const source = node.input![0]!;
+    const target = node.output![0]!;
+    if (!boundary.has(target) || boundary.has(source) || renamed.has(source)) continue;
+    const origin = producer.get(source);
+    if (!origin || origin.opType === 'Identity') continue;
+    renamed.set(source, target);
+    removed.add(node);
+  }
+  if (removed.size === 0) return 0;
+  const kept = nodes.filter((node) => !removed.has(node));
+  for (const node of kept) {
+    node.input = node.input!.map((name) => renamed.get(name) ?? name);
+    node.output = node.output!.map((name) => renamed.get(name) ?? name);
+  }
+  nodes.length = 0;
+  nodes.push(...kept);
+  return removed.size;
 }
