@@ -5,3 +5,5 @@
  */
 export { OPS_CONFORMANCE_CASES, PRECISION_TOLERANCE, describeOpsConformance } from './ops.js';
 export type { OpsConformanceOptions, Tolerance } from './ops.js';
+export { describeTargetConformance, readGoldenFixture, sharedDir } from './target.js';
+export type { GoldenCase, GoldenFixture, TargetConformanceOptions } from './target.js';

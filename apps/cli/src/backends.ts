@@ -1,0 +1,39 @@
+/**
+ * `--backend` names mapped to backend factories. The app is the only place where strings select
+ * parts; libraries take the parts themselves.
+ */
+import { createCpuBackend } from '@gumiho/backend-cpu';
+import { InvalidArgumentError, type TensorBackend } from '@gumiho/core';
+
+/** Creates a backend; may fail with a BackendUnavailableError naming what is missing. */
+export type BackendFactory = () => TensorBackend | Promise<TensorBackend>;
+
+/** The backends `--backend` accepts, by name. */
+export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([['cpu', () => createCpuBackend()]]);
+
+/** The default `--backend`. */
+export const DEFAULT_BACKEND = 'cpu';
+
+/**
+ * Creates the backend called `name`.
+ *
+ * @throws InvalidArgumentError for an unknown name, listing the known ones.
+ */
+export async function createBackend(name: string, backends: ReadonlyMap<string, BackendFactory> = BACKENDS): Promise<TensorBackend> {
+  return backendFactory(name, backends)();
+}
+
+/**
+ * The factory of the backend called `name`, without creating it.
+ *
+ * @throws InvalidArgumentError for an unknown name, listing the known ones.
+ */
+export function backendFactory(name: string, backends: ReadonlyMap<string, BackendFactory> = BACKENDS): BackendFactory {
+  const factory = backends.get(name);
+  if (!factory) {
+    throw new InvalidArgumentError('backend', `Unknown backend "${name}"; available backends: ${[...backends.keys()].join(', ')}.`, {
+      fix: `pass one of them, e.g. --backend ${DEFAULT_BACKEND}.`,
+    });
+  }
+  return factory;
+}
