@@ -63,13 +63,17 @@ const TOLERANCE = 1e-3;
  * the training and `eval` commands use): for every root `t` of the reference input, step `d + 1`
  * consumes `(h_d[t], next[d][t])` at position `t + d`, attending to the committed pairs `p <= t`
  * and the root's own earlier speculative rows; Gumiho's MLP heads then get
- * `z = [fc([e(next[0]) ; h_1]) ; fc([e(next[1]) ; h_2])]`. Prints JSON.
+ * `z = [fc([e(next[0]) ; h_1]) ; fc([e(next[1]) ; h_2])]`. Writes `chains.json`; with `smoke` as
+ * second argument it first runs `train_heads smoke` (one Python start for both).
  */
 const CHAIN_SCRIPT = `
 import json, sys, torch
+d = sys.argv[1]
+if sys.argv[2] == "smoke":
+    from train_heads.__main__ import main
+    main(["smoke", "--out", d])
 from train_heads.llama import load_llama
 from train_heads.export import load_exported
-d = sys.argv[1]
 target = load_llama(d + "/target")
 ref = json.load(open(d + "/reference.json"))
 out = {}
@@ -90,7 +94,8 @@ with torch.no_grad():
             outs = model.mlp_all(z)[:, 0]
             entry["mlpTop"] = [[{"ids": model.lm(o).topk(5).indices.tolist(), "values": model.lm(o).topk(5).values.tolist()} for o in head] for head in outs]
         out[kind] = entry
-print(json.dumps(out))
+with open(d + "/chains.json", "w") as f:
+    json.dump(out, f)
 `;
 
 interface ChainReference {
@@ -110,23 +115,22 @@ describe.skipIf(reason !== undefined)('PyTorch reference (tooling/train-heads sm
   let target: DraftTarget;
 
   beforeAll(async () => {
-    if (process.env.GUMIHO_SMOKE_DIR) {
-      dir = process.env.GUMIHO_SMOKE_DIR;
+    const reuse = process.env.GUMIHO_SMOKE_DIR;
+    if (reuse) {
+      dir = reuse;
     } else {
       dir = await mkdtemp(join(tmpdir(), 'draft-heads-smoke-'));
       owned = true;
-      const run = spawnSync(PYTHON, ['-m', 'train_heads', 'smoke', '--out', dir], {
-        cwd: TOOLING,
-        encoding: 'utf8',
-        timeout: 110_000,
-        env: { ...process.env, TRAIN_HEADS_THREADS: '1' },
-      });
-      if (run.status !== 0) throw new Error(`train_heads smoke failed (${run.status}): ${run.stderr}`);
     }
+    const run = spawnSync(PYTHON, ['-c', CHAIN_SCRIPT, dir, reuse ? 'reuse' : 'smoke'], {
+      cwd: TOOLING,
+      encoding: 'utf8',
+      timeout: 110_000,
+      env: { ...process.env, TRAIN_HEADS_THREADS: '1' },
+    });
+    if (run.status !== 0) throw new Error(`train_heads smoke / serial_steps reference failed (${run.status}): ${run.stderr}`);
     reference = JSON.parse(await readFile(join(dir, 'reference.json'), 'utf8')) as Reference;
-    const chain = spawnSync(PYTHON, ['-c', CHAIN_SCRIPT, dir], { cwd: TOOLING, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
-    if (chain.status !== 0) throw new Error(`the train_heads serial_steps reference failed (${chain.status}): ${chain.stderr}`);
-    chains = JSON.parse(chain.stdout) as Record<string, ChainReference>;
+    chains = JSON.parse(await readFile(join(dir, 'chains.json'), 'utf8')) as Record<string, ChainReference>;
     const hf = JSON.parse(await readFile(join(dir, 'target', 'config.json'), 'utf8')) as Record<string, number | boolean>;
     const weights = await readSafetensors(join(dir, 'target', 'model.safetensors'));
     const config: ModelConfig = {
