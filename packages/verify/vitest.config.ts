@@ -1,0 +1,3 @@
+import { createVitestConfig } from '@gumiho/vitest-config';
+
+export default createVitestConfig();
