@@ -9,3 +9,5 @@ export { createOrtBackend } from './ort-backend.js';
 export type { OrtBackend, OrtBackendOptions, OrtProgram, OrtProgramInfo } from './ort-backend.js';
 export { INSTALL_HINTS } from './ort-runtime.js';
 export type { OrtExecutionProvider } from './ort-runtime.js';
+export { exportDecoderOnnx } from './export-decoder.js';
+export type { ExportDecoderOptions, ExportDecoderResult } from './export-decoder.js';

@@ -192,6 +192,16 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * A large float32 initializer embedded in the proto (`raw_data` is a view of `data`; the bytes
+   * are copied once, when the model is encoded).
+   */
+  embeddedFloat32(name: string, data: Float32Array, shape: readonly number[]): string {
+    this.reserve(name);
+    this.initializers.push({ name, dataType: ELEMENT_TYPE.float32, dims: [...shape], rawData: bytesOf(data) });
+    return name;
+  }
+
   /** The external initializers' bytes, in the order they were added. */
   externalData(): readonly ExternalBlob[] {
     return this.blobs;
