@@ -1,8 +1,8 @@
 /**
  * Turning LM-head logits into draft candidates: log-softmax per row (no temperature, as EAGLE-2
- * and Gumiho draft), then the top-k, best first. Host-side, with core's math helpers.
+ * and Gumiho draft), then the top-k, best first. Host-side, with core's `topK`.
  */
-import { InvalidArgumentError, logSoftmax, topK, type Candidates } from '@gumiho/core';
+import { InvalidArgumentError, topK, type Candidates } from '@gumiho/core';
 
 /** Candidates with `rows` rows of `k` entries, all "no candidate" (-1, -Infinity). */
 export function emptyCandidates(rows: number, k: number): Candidates {
@@ -13,19 +13,35 @@ export function emptyCandidates(rows: number, k: number): Candidates {
 /**
  * Top-`k` tokens and draft log-probabilities of rows `first .. first + rows - 1` of
  * `logits [*, vocab]`. Rows with fewer than `k` entries (k > vocab) are padded with -1.
+ * Log-softmax is monotonic, so the top-k runs on the raw logits and only the `k` winners are
+ * shifted by the row's log-sum-exp (the same values `logSoftmax` would give them).
  */
 export function candidatesFromLogits(logits: Float32Array, vocab: number, k: number, first = 0, rows = logits.length / vocab - first): Candidates {
   const out = emptyCandidates(rows, k);
-  const scratch = new Float32Array(vocab);
   const indices = new Int32Array(Math.min(k, vocab));
   const values = new Float32Array(Math.min(k, vocab));
   for (let r = 0; r < rows; r++) {
-    logSoftmax(logits, scratch, (first + r) * vocab, vocab);
-    const count = topK(scratch, k, indices, values);
-    out.tokens.set(indices.subarray(0, count), r * k);
-    out.logProbs.set(values.subarray(0, count), r * k);
+    const offset = (first + r) * vocab;
+    const count = topK(logits, k, indices, values, offset, vocab);
+    const logSum = logSumExp(logits, offset, vocab);
+    for (let j = 0; j < count; j++) {
+      out.tokens[r * k + j] = indices[j]!;
+      out.logProbs[r * k + j] = values[j]! - logSum;
+    }
   }
   return out;
+}
+
+/** `log(sum(exp(values[offset .. offset + length))))`, computed stably (as core's `logSoftmax`). */
+export function logSumExp(values: ArrayLike<number>, offset: number, length: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < length; i++) {
+    const value = values[offset + i]!;
+    if (value > max) max = value;
+  }
+  let sum = 0;
+  for (let i = 0; i < length; i++) sum += Math.exp(values[offset + i]! - max);
+  return max + Math.log(sum);
 }
 
 /** Checks the `topK` option of a head call. */

@@ -36,4 +36,4 @@ export { DRAFT_HEADS_FILES, loadDraftHeads, readDraftHeads, writeDraftHeads } fr
 export type { DraftHeadsFiles, LoadDraftHeadsOptions, WriteDraftHeadsOptions } from './io.js';
 export { DRAFT_CACHE, gumihoMlpHeads, gumihoMlpProgram, medusaProgram, serialStepProgram } from './programs.js';
 export type { GumihoMlpInput, MlpShape, SerialInput, SerialOutput, SerialShape, SharedWeightNames } from './programs.js';
-export { candidatesFromLogits, emptyCandidates } from './candidates.js';
+export { candidatesFromLogits, emptyCandidates, logSumExp } from './candidates.js';
