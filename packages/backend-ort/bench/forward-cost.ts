@@ -3,7 +3,7 @@
  * forward over M new tokens at a past of about 300 rows, and plain greedy decoding speed.
  * A program that prints tables, not a test.
  *
- *   pnpm --filter @gumiho/backend-ort bench [-- --model <folder>] [--threads 2] [--no-spin]
+ *   pnpm --filter @gumiho/backend-ort bench [-- --model <folder>] [--threads 2] [--spin]
  *     [--providers cpu] [--reps 15] [--tokens 128] [--compare-cpu]
  *
  * Defaults to the shared py-llama-28m model (../../../shared/models/py-llama-28m from the repository root).
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const threads = Number(flag('threads') ?? 2);
   const reps = Number(flag('reps') ?? 15);
   const newTokens = Number(flag('tokens') ?? 128);
-  const spinning = !process.argv.includes('--no-spin');
+  const spinning = process.argv.includes('--spin');
   const providers = (flag('providers') ?? 'cpu').split(',') as OrtExecutionProvider[];
   const model = await loadModelFolder(folder);
   const backend: TensorBackend = await createOrtBackend({ executionProviders: providers, threads, spinning });

@@ -18,7 +18,7 @@
  * Not the backend's runtime graph: that one is traced from the program with fused kernels and
  * a row-major host cache; this one is for interoperability.
  */
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InvalidArgumentError, ModelLoadError, UnsupportedModelError, type ModelConfig, type WeightStore } from '@gumiho/core';
 import { MapWeightStore, readSafetensors } from '@gumiho/safetensors';
@@ -135,7 +135,8 @@ export async function exportDecoderOnnx(options: ExportDecoderOptions): Promise<
   if (options.folder) {
     for (const name of COPIED_FILES) {
       try {
-        await copyFile(join(options.folder, name), join(outDir, name));
+        // Read and write rather than copy: copies keep read-only modes of shared model folders.
+        await writeFile(join(outDir, name), await readFile(join(options.folder, name)));
         files.push(join(outDir, name));
       } catch {
         // Optional files: tokenizers and generation configs are not in every folder.

@@ -44,8 +44,10 @@ export interface OrtBackendOptions {
   /** Intra-op threads (`intraOpNumThreads`). Default 2. */
   readonly threads?: number;
   /**
-   * Let ONNX Runtime's worker threads spin between kernels (`session.intra_op.allow_spinning`).
-   * Lower latency per run, but burns CPU while idle between runs. Default `true`.
+   * Let ONNX Runtime's worker threads spin while waiting for work (`session.intra_op.allow_spinning`).
+   * Default `false`: every compiled program has its own thread pool, and between runs the
+   * JavaScript thread builds trees and samples; spinning pools then steal those cores (see
+   * docs/parts/backend-ort.md for measurements). Turn it on for one program on otherwise idle cores.
    */
   readonly spinning?: boolean;
   /** ONNX Runtime graph optimisation level. Default `'all'`. */
@@ -236,7 +238,7 @@ function sessionOptions(options: OrtBackendOptions, provider: OrtExecutionProvid
     interOpNumThreads: 1,
     executionMode: 'sequential',
     logSeverityLevel: options.logSeverityLevel ?? 3,
-    extra: { session: { intra_op: { allow_spinning: options.spinning === false ? '0' : '1' } } },
+    extra: { session: { intra_op: { allow_spinning: options.spinning === true ? '1' : '0' } } },
     ...(options.sessionOptions ?? {}),
   } as Ort.InferenceSession.SessionOptions;
 }
