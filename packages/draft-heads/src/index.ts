@@ -32,7 +32,7 @@ export {
   randomDraftHeadWeights,
 } from './weights.js';
 export type { DraftHeadShape, ExpectedTensor } from './weights.js';
-export { DRAFT_HEADS_FILES, loadDraftHeads, readDraftHeads, writeDraftHeads } from './io.js';
+export { DRAFT_HEADS_FILES, isOfficialDraftConfig, loadDraftHeads, officialDraftHeadsConfig, readDraftHeads, writeDraftHeads } from './io.js';
 export type { DraftHeadsFiles, LoadDraftHeadsOptions, WriteDraftHeadsOptions } from './io.js';
 export { DRAFT_CACHE, gumihoMlpHeads, gumihoMlpProgram, medusaProgram, serialStepProgram } from './programs.js';
 export type { GumihoMlpInput, MlpShape, SerialInput, SerialOutput, SerialShape, SharedWeightNames } from './programs.js';

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -75,6 +75,42 @@ describe('writeDraftHeads / loadDraftHeads', () => {
     expect(files.weights.has('mlp.1.2.linear.bias')).toBe(true);
     expect(files.weights.has('mlp.mlp.1.2.linear.bias')).toBe(false);
     expect(files.config.mlpBlocks).toBe(3);
+  });
+});
+
+describe('official EAGLE/Gumiho draft folders', () => {
+  it('load with their Hugging Face config.json, mlp.mlp.* keys and own embed_tokens', async () => {
+    const config = draftHeadsConfigFor('gumiho', target, { mlpHeads: 2, mlpBlocks: 6 });
+    const weights = randomDraftHeadWeights('gumiho', config, 31, { embedTokens: true });
+    const dir = folder();
+    await mkdir(dir, { recursive: true });
+    const renamed = [...weights.tensors].map(([name, tensor]): [string, HostTensor<'float32'>] => [name.startsWith('mlp.') ? `mlp.${name}` : name, tensor]);
+    await writeSafetensors(join(dir, 'model.safetensors'), renamed);
+    // As in the official repository: a Llama config of the draft, with the unused "bias": false.
+    await writeFile(join(dir, 'config.json'), JSON.stringify({
+      architectures: ['LlamaForCausalLM'], hidden_size: 32, intermediate_size: 48, num_attention_heads: 2, num_key_value_heads: 1,
+      num_hidden_layers: 2, rms_norm_eps: 1e-6, rope_theta: 10000, vocab_size: 64, model_type: 'llama', bias: false,
+    }));
+    const files = await readDraftHeads(dir);
+    expect(files.config).toMatchObject({ kind: 'gumiho', serialLayers: 2, mlpHeads: 2, mlpBlocks: 6, headDim: 16, fcBias: true });
+    const loaded = await loadDraftHeads(dir, target);
+    expect(loaded).toBeInstanceOf(GumihoDraftHead);
+    const original = createGumihoHead({ target, weights, config });
+    const hidden = randomHidden(3, H, 8);
+    const tokens = Int32Array.of(4, 5, 6);
+    const a = await loaded.observe({ hidden, tokens, context: tokens, topK: 4 });
+    const b = await original.observe({ hidden, tokens, context: tokens, topK: 4 });
+    expect(Array.from(a.candidates.logProbs)).toEqual(Array.from(b.candidates.logProbs));
+  });
+
+  it('explains that pytorch_model.bin must be converted', async () => {
+    const dir = folder();
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ hidden_size: 32, num_hidden_layers: 1 }));
+    await writeFile(join(dir, 'pytorch_model.bin'), 'not read');
+    const error = await errorOf(readDraftHeads(dir));
+    expect(error).toBeInstanceOf(ModelLoadError);
+    expect(error.message).toMatch(/pytorch_model\.bin.*Fix: convert it once to model\.safetensors/);
   });
 });
 

@@ -3,6 +3,7 @@
  * `model.safetensors` in the official Gumiho key layout. The Python training tooling
  * (`tooling/train-heads`) writes the same format.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelLoadError, type HostTensor, type WeightStore } from '@gumiho/core';
@@ -23,7 +24,9 @@ export interface DraftHeadsFiles {
 
 /**
  * Reads `dir/config.json` and `dir/model.safetensors`, renames the official `ParallelMLPs` keys,
- * reconciles `mlpBlocks` with the tensors present and checks every tensor's shape.
+ * reconciles `mlpBlocks` with the tensors present and checks every tensor's shape. Also reads
+ * official EAGLE/Gumiho draft folders, whose `config.json` is a Hugging Face Llama config (see
+ * {@link officialDraftHeadsConfig}), when their weights are in `model.safetensors`.
  * Throws {@link ModelLoadError} for a missing file, a bad config or a missing/ill-shaped tensor.
  */
 export async function readDraftHeads(dir: string): Promise<DraftHeadsFiles> {
@@ -44,10 +47,16 @@ export async function readDraftHeads(dir: string): Promise<DraftHeadsFiles> {
   } catch (error) {
     throw new ModelLoadError(`The draft-head config ${configPath} is not valid JSON (${(error as Error).message}).`, { path: configPath, cause: error });
   }
-  let config = parseDraftHeadsConfig(json, configPath);
   const weightsPath = join(dir, DRAFT_HEADS_FILES.weights);
+  if (!existsSync(weightsPath) && existsSync(join(dir, 'pytorch_model.bin'))) {
+    throw new ModelLoadError(`${dir} holds pytorch_model.bin (a PyTorch pickle), which this library does not read.`, {
+      path: weightsPath,
+      fix: 'convert it once to model.safetensors with the Python `safetensors` package: save_file(torch.load("pytorch_model.bin"), "model.safetensors").',
+    });
+  }
   const weights = await readSafetensors(weightsPath);
   normaliseDraftHeadNames(weights);
+  let config = isOfficialDraftConfig(json) ? officialDraftHeadsConfig(json, weights, configPath) : parseDraftHeadsConfig(json, configPath);
   if (config.kind !== 'eagle2') {
     const blocks = countMlpBlocks(weights);
     // Gumiho's mlpBlocks may count all blocks (6) or only the residual ones (5).
@@ -62,6 +71,54 @@ export async function readDraftHeads(dir: string): Promise<DraftHeadsFiles> {
   }
   checkDraftHeadWeights(config, weights, weightsPath);
   return { config, weights };
+}
+
+/** True when `json` is an official EAGLE/Gumiho draft config (Hugging Face Llama fields, no `format`). */
+export function isOfficialDraftConfig(json: unknown): json is Record<string, unknown> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return false;
+  const raw = json as Record<string, unknown>;
+  return raw.format === undefined && typeof raw.hidden_size === 'number' && typeof raw.num_hidden_layers === 'number';
+}
+
+/**
+ * A {@link DraftHeadsConfig} for an official EAGLE/Gumiho draft checkpoint, whose `config.json` is
+ * a Hugging Face Llama config of the draft (e.g. `Gumiho-LLaMA3-Instruct-8B.json`): sizes from the
+ * config, the kind and the MLP head/block counts from the tensors (`mlp.*` present: Gumiho, else
+ * EAGLE-2), `fcBias` from the presence of `fc.bias` (the official code always has one, whatever
+ * the config's `bias` says).
+ */
+export function officialDraftHeadsConfig(json: Record<string, unknown>, weights: WeightStore, path = 'config.json'): DraftHeadsConfig {
+  const int = (key: string, fallback?: number): number => {
+    const value = json[key] ?? fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+      throw new ModelLoadError(`Official draft config ${path}: "${key}" must be a positive integer, got ${JSON.stringify(json[key])}.`, { path });
+    }
+    return value;
+  };
+  const hiddenSize = int('hidden_size');
+  const heads = int('num_attention_heads');
+  let mlpHeads = 0;
+  while (weights.has(`mlp.${mlpHeads}.0.linear.weight`)) mlpHeads++;
+  const ropeTheta = typeof json.rope_theta === 'number' ? json.rope_theta : ((json.rope_parameters as { rope_theta?: number } | undefined)?.rope_theta ?? 10000);
+  const vocabSize = int('vocab_size');
+  return {
+    format: 'gumiho-heads',
+    formatVersion: 1,
+    kind: mlpHeads > 0 ? 'gumiho' : 'eagle2',
+    hiddenSize,
+    vocabSize,
+    intermediateSize: int('intermediate_size'),
+    numAttentionHeads: heads,
+    numKeyValueHeads: int('num_key_value_heads', heads),
+    headDim: int('head_dim', Math.floor(hiddenSize / heads)),
+    rmsNormEps: typeof json.rms_norm_eps === 'number' ? json.rms_norm_eps : 1e-6,
+    ropeTheta,
+    serialLayers: int('num_hidden_layers'),
+    mlpHeads,
+    mlpBlocks: mlpHeads > 0 ? countMlpBlocks(weights) : 0,
+    fcBias: weights.has('fc.bias'),
+    target: { name: 'unknown (official draft checkpoint)', hiddenSize, vocabSize, numHiddenLayers: 0, configSha256: '' },
+  };
 }
 
 /** Options of {@link loadDraftHeads}. */
