@@ -35,6 +35,12 @@ export interface MockDraftHeadOptions {
   readonly seed?: number;
   /** Sharpness of the fake logits (default 4): larger makes the top candidates more dominant. */
   readonly scale?: number;
+  /**
+   * Custom draft logits instead of the hashed ones: called with the node's token path (context,
+   * root included, then drafts), the parallel head index (undefined for the serial part) and, for
+   * parallel heads, the `first` node's path. Lets tests build heads that guess a fake target well.
+   */
+  readonly logits?: (path: readonly number[], parallelHead: number | undefined, firstPath: readonly number[] | undefined) => ArrayLike<number>;
   /** Identifier (default `mock`). */
   readonly id?: string;
 }
@@ -101,9 +107,19 @@ export function createMockDraftHead(options: MockDraftHeadOptions): MockDraftHea
     return logSoftmax(logits, new Float32Array(vocab));
   };
   const keyOf = (path: readonly number[], salt: number): number => path.reduce((h, t) => mix(h, t), mix(seed, salt));
-  const serialLogProbs = (path: readonly number[]): Float32Array => distribution(keyOf(path, 1));
+  const custom = options.logits;
+  const fromCustom = (values: ArrayLike<number>): Float32Array => {
+    if (values.length !== vocab) {
+      throw new InvalidArgumentError('logits', `The mock head's logits function returned ${values.length} values, expected ${vocab}.`, {
+        fix: 'return one logit per vocabulary token.',
+      });
+    }
+    return logSoftmax(values, new Float32Array(vocab));
+  };
+  const serialLogProbs = (path: readonly number[]): Float32Array =>
+    custom ? fromCustom(custom(path, undefined, undefined)) : distribution(keyOf(path, 1));
   const parallelLogProbs = (branchPath: readonly number[], firstPath: readonly number[] | undefined, head: number): Float32Array =>
-    distribution(mix(keyOf(branchPath, 2 + head), firstPath ? keyOf(firstPath, 99) : 0));
+    custom ? fromCustom(custom(branchPath, head, firstPath)) : distribution(mix(keyOf(branchPath, 2 + head), firstPath ? keyOf(firstPath, 99) : 0));
 
   const candidatesOf = (rows: Float32Array[], k: number): Candidates => {
     const kk = Math.min(k, vocab);
