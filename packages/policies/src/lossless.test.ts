@@ -95,8 +95,8 @@ describe('greedy speculative decoding equals vanilla greedy', () => {
       accepted += result.stats.newTokens - result.stats.rounds;
       expect(result.stats.rounds).toBeLessThanOrEqual(200);
     }
-    // Lookup must find the repeats a random model falls into.
-    if (name === 'lookup') expect(accepted).toBeGreaterThan(0);
+    // Drafts must get accepted (random models fall into repeats), or the test proves little.
+    expect(accepted).toBeGreaterThan(5);
   });
 });
 
