@@ -5,9 +5,7 @@
  * `min_tokens_to_keep = 1`. Removed tokens get `-Infinity`. No processor allocates per call: each
  * keeps scratch buffers that grow to the vocabulary size once.
  */
-import { InvalidArgumentError, topK, type LogitsProcessor, type TokenHistory } from '@gumiho/core';
-
-const EMPTY = new Float32Array(0);
+import { InvalidArgumentError, type LogitsProcessor, type TokenHistory } from '@gumiho/core';
 
 /** Checks `temperature`: finite and > 0 for the processor (0 means greedy at the sampler level). */
 function checkPositiveTemperature(temperature: number): void {
@@ -54,6 +52,42 @@ export function checkRepetitionPenalty(penalty: unknown): asserts penalty is num
   }
 }
 
+/** True when token `a` ranks above token `b`: larger logit, or the same logit and a smaller id. */
+function ranksAbove(logits: Float32Array, a: number, b: number): boolean {
+  const la = logits[a]!;
+  const lb = logits[b]!;
+  return la > lb || (la === lb && a < b);
+}
+
+function siftDown(heap: Int32Array, logits: Float32Array, start: number, size: number): void {
+  let node = start;
+  for (;;) {
+    const left = 2 * node + 1;
+    if (left >= size) return;
+    let child = left;
+    if (left + 1 < size && ranksAbove(logits, heap[left + 1]!, heap[left]!)) child = left + 1;
+    if (!ranksAbove(logits, heap[child]!, heap[node]!)) return;
+    const swap = heap[child]!;
+    heap[child] = heap[node]!;
+    heap[node] = swap;
+    node = child;
+  }
+}
+
+/** Fills `heap[0..n)` with token ids arranged as a max-heap by rank (O(n)). */
+function buildHeap(heap: Int32Array, logits: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) heap[i] = i;
+  for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(heap, logits, i, n);
+}
+
+/** Removes the best token from a heap of `size` entries; returns it. */
+function popHeap(heap: Int32Array, logits: Float32Array, size: number): number {
+  const top = heap[0]!;
+  heap[0] = heap[size - 1]!;
+  siftDown(heap, logits, 0, size - 1);
+  return top;
+}
+
 /**
  * Divides every logit by `temperature` (> 0), as Hugging Face's `TemperatureLogitsWarper`.
  */
@@ -74,20 +108,18 @@ export function createTemperatureProcessor(temperature: number): LogitsProcessor
  */
 export function createTopKProcessor(k: number): LogitsProcessor {
   checkTopK(k);
-  let indices = new Int32Array(0);
-  let values = new Float32Array(0);
+  let heap = new Int32Array(0);
   return {
     id: `top-k(${k})`,
     process(logits: Float32Array): void {
-      if (k >= logits.length) return;
-      if (indices.length < k) {
-        indices = new Int32Array(k);
-        values = new Float32Array(k);
-      }
-      const found = topK(logits, k, indices, values);
-      if (found < k) return;
-      const threshold = values[k - 1]!;
-      for (let i = 0; i < logits.length; i++) if (logits[i]! < threshold) logits[i] = -Infinity;
+      const n = logits.length;
+      if (k >= n) return;
+      if (heap.length < n) heap = new Int32Array(n);
+      buildHeap(heap, logits, n);
+      let kth = 0;
+      for (let i = 0; i < k; i++) kth = popHeap(heap, logits, n - i);
+      const threshold = logits[kth]!;
+      for (let i = 0; i < n; i++) if (logits[i]! < threshold) logits[i] = -Infinity;
     },
   };
 }
@@ -95,35 +127,33 @@ export function createTopKProcessor(k: number): LogitsProcessor {
 /**
  * Nucleus sampling: keeps the smallest set of most likely tokens whose probability mass reaches
  * `p`, as Hugging Face's `TopPLogitsWarper` (a token is removed when the mass of the tokens ranked
- * above it is already >= `p`; at least one token is kept). `p = 1` keeps every token.
+ * above it is already >= `p`; at least one token is kept; ties rank the lower token id first).
+ * `p = 1` keeps every token. Uses a binary max-heap over token ids, popped only until the mass is
+ * reached: O(V + kept · log V), no allocation after the first call.
  */
 export function createTopPProcessor(p: number): LogitsProcessor {
   checkTopP(p);
-  let order = new Int32Array(0);
-  let current: Float32Array = EMPTY;
-  const descending = (a: number, b: number): number => current[b]! - current[a]! || a - b;
+  let heap = new Int32Array(0);
   return {
     id: `top-p(${p})`,
     process(logits: Float32Array): void {
       if (p >= 1) return;
       const n = logits.length;
-      if (order.length < n) order = new Int32Array(n);
-      const view = order.subarray(0, n);
-      for (let i = 0; i < n; i++) view[i] = i;
-      current = logits;
-      view.sort(descending);
-      current = EMPTY;
-      const max = logits[view[0]!]!;
+      if (heap.length < n) heap = new Int32Array(n);
+      let max = -Infinity;
+      for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
       if (max === -Infinity) return;
       let total = 0;
       for (let i = 0; i < n; i++) total += Math.exp(logits[i]! - max);
-      let above = 0;
-      let i = 0;
-      for (; i < n; i++) {
-        if (above >= p) break;
-        above += Math.exp(logits[view[i]!]! - max) / total;
+      buildHeap(heap, logits, n);
+      let size = n;
+      let mass = 0;
+      while (size > 0 && mass < p) {
+        const top = popHeap(heap, logits, size);
+        size--;
+        mass += Math.exp(logits[top]! - max) / total;
       }
-      for (; i < n; i++) logits[view[i]!] = -Infinity;
+      for (let i = 0; i < size; i++) logits[heap[i]!] = -Infinity;
     },
   };
 }
@@ -191,5 +221,5 @@ export function applyLogitsProcessors(
   logits: Float32Array,
   history: TokenHistory,
 ): void {
-  for (const processor of processors) processor.process(logits, history);
+  for (let i = 0; i < processors.length; i++) processors[i]!.process(logits, history);
 }

@@ -130,6 +130,39 @@ describe('logits processors', () => {
     expect(Array.from(d).map(Number.isFinite)).toEqual([false, true, false]);
   });
 
+  it('property: top-k and top-p agree with sort-based reference implementations (ties included)', () => {
+    const rng = createRng(8);
+    for (let trial = 0; trial < 300; trial++) {
+      const n = 1 + (rng.nextUint32() % 40);
+      // Rounded values create ties; some -Infinity entries too.
+      const raw = Array.from({ length: n }, () => (rng.nextFloat() < 0.1 ? -Infinity : Math.round(rng.nextFloat() * 8) / 2));
+      if (raw.every((v) => v === -Infinity)) raw[0] = 0;
+      const k = 1 + (rng.nextUint32() % (n + 2));
+      const p = Math.max(1e-6, rng.nextFloat());
+      const order = raw.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v || a.i - b.i);
+      // top-k: keep every value >= the k-th largest.
+      const kth = k >= n ? -Infinity : order[k - 1]!.v;
+      const expectedK = raw.map((v) => (k >= n || v >= kth ? v : -Infinity));
+      const topk = Float32Array.from(raw);
+      createTopKProcessor(k).process(topk, EMPTY);
+      expect(Array.from(topk)).toEqual(Array.from(Float32Array.from(expectedK)));
+      // top-p: walk the sorted order, keep while the mass above is < p.
+      const max = order[0]!.v;
+      const total = raw.reduce((sum, v) => sum + Math.exp(v - max), 0);
+      const keep = new Set<number>();
+      let above = 0;
+      for (const { v, i } of order) {
+        if (above >= p) break;
+        keep.add(i);
+        above += Math.exp(v - max) / total;
+      }
+      const topp = Float32Array.from(raw);
+      createTopPProcessor(p).process(topp, EMPTY);
+      const kept = new Set(Array.from(topp).flatMap((v, i) => (v === -Infinity ? [] : [i])));
+      expect([...kept].sort((a, b) => a - b)).toEqual([...keep].filter((i) => raw[i] !== -Infinity).sort((a, b) => a - b));
+    }
+  });
+
   it('min-p removes tokens below minP times the top probability', () => {
     const probs = [0.5, 0.3, 0.15, 0.05];
     const logits = Float32Array.from(probs.map(Math.log));
