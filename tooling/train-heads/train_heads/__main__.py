@@ -46,10 +46,14 @@ def main(argv=None):
     c.add_argument("--mlp-decay", type=float, default=0.8, help="MLP head k weight = decay^(k+1)")
     c.add_argument("--noise", type=float, default=0.2, help="uniform input-feature noise amplitude (x 512/seq_len)")
     c.add_argument("--mlp-blocks", type=int, default=0, help="medusa: residual blocks per head (default 1)")
+    c.add_argument("--ce-frac", type=float, default=1.0, help="fraction of positions (random) used for the soft-CE terms")
+    c.add_argument("--amp", choices=["none", "bf16"], default="none", help="CPU autocast (bf16 matmuls, fp32 master weights)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--ckpt-every", type=int, default=50)
     c.add_argument("--log-every", type=int, default=5)
     c.add_argument("--max-seconds", type=float, default=0, help="stop (with checkpoint) after this long")
+    c.add_argument("--time-budget", type=float, default=0,
+                   help="seconds: shorten the LR schedule (total steps) so that training ends within this budget")
 
     c = sub.add_parser("export", help="export a run to bf16 safetensors + config.json")
     c.add_argument("--run", required=True)

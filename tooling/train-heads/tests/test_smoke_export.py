@@ -1,0 +1,113 @@
+import json
+import os
+import tempfile
+import unittest
+
+import torch
+
+from _path import ROOT  # noqa: F401
+from train_heads.__main__ import main
+from train_heads.export import load_exported
+from train_heads.heads import DraftHeads, HeadsConfig
+from train_heads.llama import causal_mask, load_llama
+from train_heads.safetensors_io import read_header
+
+torch.set_num_threads(2)
+
+
+class TestSmokeExport(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = cls.tmp.name
+        main(["smoke", "--out", cls.out, "--steps", "2"])
+        with open(os.path.join(cls.out, "reference.json")) as f:
+            cls.ref = json.load(f)
+        cls.target = load_llama(os.path.join(cls.out, "target"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_layout_and_config(self):
+        H = 64
+        for kind in ("gumiho", "eagle2", "medusa"):
+            d = os.path.join(self.out, kind)
+            with open(os.path.join(d, "config.json")) as f:
+                cfg = json.load(f)
+            self.assertEqual(cfg["format"], "gumiho-heads")
+            self.assertEqual(cfg["formatVersion"], 1)
+            self.assertEqual(cfg["kind"], kind)
+            self.assertEqual(len(cfg["target"]["configSha256"]), 64)
+            header, _ = read_header(os.path.join(d, "model.safetensors"))
+            keys = {k: v for k, v in header.items() if k != "__metadata__"}
+            for v in keys.values():
+                self.assertEqual(v["dtype"], "BF16")
+            self.assertFalse(any("embed" in k or "lm_head" in k for k in keys))
+            if kind in ("gumiho", "eagle2"):
+                self.assertEqual(keys["fc.weight"]["shape"], [H, 2 * H])
+                self.assertEqual(keys["fc.bias"]["shape"], [H])
+                self.assertNotIn("layers.0.input_layernorm.weight", keys)
+                self.assertIn("layers.0.post_attention_layernorm.weight", keys)
+                self.assertEqual(keys["layers.0.self_attn.k_proj.weight"]["shape"], [2 * 16, H])
+            if kind == "gumiho":
+                self.assertEqual((cfg["serialLayers"], cfg["mlpHeads"], cfg["mlpBlocks"]), (2, 5, 6))
+                self.assertIn("layers.1.input_layernorm.weight", keys)
+                self.assertEqual(keys["mlp.0.0.linear.weight"]["shape"], [H, 2 * H])
+                self.assertEqual(keys["mlp.4.5.linear.weight"]["shape"], [H, H])
+                self.assertNotIn("mlp.0.6.linear.weight", keys)
+            if kind == "eagle2":
+                self.assertEqual((cfg["serialLayers"], cfg["mlpHeads"], cfg["mlpBlocks"]), (1, 0, 0))
+                self.assertFalse(any(k.startswith(("mlp.", "layers.1.")) for k in keys))
+            if kind == "medusa":
+                self.assertEqual((cfg["serialLayers"], cfg["mlpHeads"]), (0, 5))
+                self.assertFalse(cfg["fcBias"])
+                self.assertFalse(any(k.startswith(("fc.", "layers.")) for k in keys))
+                self.assertEqual(keys["mlp.4.0.linear.weight"]["shape"], [H, H])
+                self.assertEqual(len([k for k in keys if k.startswith("mlp.0.")]), 2 * cfg["mlpBlocks"])
+
+    def test_reference_reproduces(self):
+        for kind, r in self.ref["kinds"].items():
+            m, _ = load_exported(os.path.join(self.out, r["heads"]), self.target)
+            feats = torch.tensor(r["features"])
+            toks = torch.tensor(r["tokens"])
+            self.assertEqual(len(r["positions"]), r["n"])
+            with torch.no_grad():
+                if "serialHidden" in r:
+                    h = m.serial(feats[None], toks[None])[0]
+                    self.assertLess((h - torch.tensor(r["serialHidden"])).abs().max().item(), 1e-5)
+                    top = m.lm(h[-1]).topk(5)
+                    self.assertEqual(top.indices.tolist(), r["serialLogits"]["ids"])
+                if "mlpOutputs" in r:
+                    z = torch.tensor(r["mlpInput"]) if kind == "gumiho" else feats[-1]
+                    o = m.mlp_all(z[None])[:, 0]
+                    self.assertEqual(tuple(o.shape), (5, 64))
+                    self.assertLess((o - torch.tensor(r["mlpOutputs"])).abs().max().item(), 1e-5)
+            # features really are the target's hidden states for targetInputIds
+            with torch.no_grad():
+                f = self.target.hidden(torch.tensor([self.ref["targetInputIds"]]))[0, : r["n"]]
+            self.assertLess((f - feats).abs().max().item(), 1e-5)
+
+    def test_multi_step_matches_sequential(self):
+        """serial_steps (all roots at once) == explicit re-run of the decoder per root."""
+        g = torch.Generator().manual_seed(3)
+        m, _ = load_exported(os.path.join(self.out, "gumiho"), self.target)
+        T = 9
+        feats = torch.randn(1, T, 64, generator=g)
+        toks = torch.randint(0, 256, (1, T), generator=g)
+        nts = [torch.randint(0, 256, (1, T), generator=g) for _ in range(2)]
+        with torch.no_grad():
+            outs = m.serial_steps(feats, toks, nts)
+            for t in range(T):
+                f_seq, x_seq = feats[:, : t + 1], toks[:, : t + 1]
+                h = m.serial(f_seq, x_seq)[:, -1:]
+                self.assertLess((h[0, 0] - outs[0][0, t]).abs().max().item(), 1e-4)
+                for d in range(2):
+                    f_seq = torch.cat([f_seq, h], 1)
+                    x_seq = torch.cat([x_seq, nts[d][:, t : t + 1]], 1)
+                    h = m.serial(f_seq, x_seq)[:, -1:]
+                    self.assertLess((h[0, 0] - outs[d + 1][0, t]).abs().max().item(), 1e-4)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,102 @@
+"""Export a trained run to the gumiho-heads format (bf16 model.safetensors + config.json)."""
+import json
+import os
+
+import torch
+
+from .common import log, write_json
+from .heads import DraftHeads, HeadsConfig
+from .llama import config_sha256, load_config_dict, load_llama
+from .safetensors_io import load_file, save_file
+
+FORMAT = "gumiho-heads"
+FORMAT_VERSION = 1
+
+
+def heads_state_dict(model: DraftHeads):
+    sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+    for k in sd:
+        assert k.startswith(("fc.", "layers.", "mlp.")), k
+    return sd
+
+
+def export_heads(model: DraftHeads, out_dir, target_dir, target_name=None, training=None):
+    os.makedirs(out_dir, exist_ok=True)
+    tcfg = load_config_dict(target_dir)
+    cfg = model.cfg.to_dict()
+    config = {"format": FORMAT, "formatVersion": FORMAT_VERSION}
+    config.update(cfg)
+    if cfg["serialLayers"] == 0:
+        config["fcBias"] = False
+    config["target"] = {
+        "name": target_name or os.path.basename(os.path.normpath(target_dir)),
+        "hiddenSize": tcfg["hidden_size"],
+        "vocabSize": tcfg["vocab_size"],
+        "numHiddenLayers": tcfg["num_hidden_layers"],
+        "configSha256": config_sha256(target_dir),
+    }
+    config["training"] = training or {}
+    save_file(heads_state_dict(model), os.path.join(out_dir, "model.safetensors"), dtype="BF16",
+              metadata={"format": FORMAT, "kind": cfg["kind"]})
+    write_json(os.path.join(out_dir, "config.json"), config)
+    return config
+
+
+def load_exported(heads_dir, target_model):
+    """Load an exported heads folder (or a run dir with final.pt/checkpoint.pt) onto a target."""
+    cfgp = os.path.join(heads_dir, "config.json")
+    if os.path.exists(cfgp):
+        with open(cfgp) as f:
+            config = json.load(f)
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{heads_dir}: not a {FORMAT} folder")
+        hc = HeadsConfig.from_dict(config)
+        sd = load_file(os.path.join(heads_dir, "model.safetensors"), torch.float32)
+    else:
+        p = os.path.join(heads_dir, "final.pt")
+        if not os.path.exists(p):
+            p = os.path.join(heads_dir, "checkpoint.pt")
+        s = torch.load(p)
+        hc = HeadsConfig.from_dict(s["config"])
+        sd = s["model"]
+        config = {"kind": hc.kind, "training": {}}
+    model = DraftHeads(hc, target_model.embed_tokens.weight, target_model.lm_head_weight)
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    return model, config
+
+
+def run_export(args):
+    target = load_llama(args.target)
+    model, _ = load_exported(args.run, target)
+    training = {}
+    ip = os.path.join(args.run, "train_info.json")
+    if os.path.exists(ip):
+        with open(ip) as f:
+            info = json.load(f)
+        a = info.get("args", {})
+        training = {
+            "recipe": "gumiho-method.md section 4 (scaled); see tooling/train-heads/README.md",
+            "data": "py-llama-28m train.txt.xz prefix, teacher-forced target features",
+            "tokensPerEpoch": info["tokensPerEpoch"],
+            "tokensSeen": info["tokensSeen"],
+            "epochs": round(info["epochs"], 3),
+            "steps": info["steps"],
+            "seqLen": info["seqLen"],
+            "batchSequences": info["batch"],
+            "lr": a.get("lr"),
+            "warmup": a.get("warmup"),
+            "schedule": f"linear warm-up, cosine to {a.get('min_lr_ratio')} x lr",
+            "betas": [0.9, 0.95],
+            "weightDecay": a.get("weight_decay"),
+            "gradClip": a.get("clip"),
+            "noise": a.get("noise"),
+            "lossWeights": {k: a.get(k) for k in ("v_w", "p_w", "mlp_v_w", "mlp_p_w", "mlp_loss_weight", "mlp_decay")},
+            "finalLosses": info["finalLosses"],
+            "seconds": info["seconds"],
+            "trainableParams": info["params"],
+            "hardware": os.environ.get("TRAIN_HEADS_HARDWARE", "2-core x86 VM (shared), PyTorch 1.13 CPU, fp32"),
+        }
+    config = export_heads(model, args.out, args.target, args.target_name, training)
+    size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
+    log(f"exported {config['kind']} heads to {args.out} ({size / 1e6:.2f} MB)")
