@@ -3,9 +3,9 @@
  * tracer.ts), and each `run` is one `session.run` of that graph on onnxruntime-node.
  *
  * KV caches are core's {@link HostKvCache}. A run feeds each bound layer's existing rows as a
- * zero-copy `ort.Tensor` over `keys(layer).subarray(0, used * rowSize)` and hands ONNX Runtime
- * pre-allocated output tensors over the next `rows` rows of the same arrays, so the new keys and
- * values are written straight into the cache: no copy of the cache in either direction.
+ * zero-copy `ort.Tensor` over `keys(layer).subarray(0, used * rowSize)`; the graph returns only
+ * the new rows, stacked over layers (`[layers, rows, rowSize]` per cache for keys and values),
+ * which are copied into each layer after its used rows. The existing rows are never copied.
  *
  * Weights become float32 initializers. Their bytes reach ONNX Runtime as in-memory external
  * data (views of the weight store's arrays, never copied in JavaScript); ONNX Runtime copies
@@ -137,38 +137,25 @@ class OrtProgramImpl<I extends string, O extends string> implements OrtProgram<I
       feeds[spec.name] = new ort.Tensor(spec.dtype, tensor.data, shape);
     }
 
-    // Bind the caches: existing rows in (zero-copy views), new rows out (written in place).
-    const fetches: Record<string, Ort.Tensor | null> = {};
-    const bound = new Map<string, { cache: HostKvCache; used: number; rows: number | undefined }>();
+    // Bind the caches: existing rows in, as zero-copy views.
+    const bound = new Map<string, { cache: HostKvCache; used: number }>();
     for (const name of this.cacheNames) {
       const cache = caches[name];
       if (!cache) {
         throw new InvalidArgumentError('caches', `Program "${this.definition.name}" attends over KV cache "${name}", but no such cache was passed to run().`);
       }
       if (!(cache instanceof HostKvCache)) throw new InvalidArgumentError('caches', `KV cache "${name}" was not created by the ort backend (createKvCache).`);
-      bound.set(name, { cache, used: cache.used, rows: undefined });
+      bound.set(name, { cache, used: cache.used });
     }
     for (const binding of this.trace.caches) {
-      const entry = bound.get(binding.cache)!;
-      const { cache, used } = entry;
+      const { cache, used } = bound.get(binding.cache)!;
       this.checkCache(binding, cache);
       const rows = resolve(binding.rows, dims);
-      if (entry.rows === undefined && rows !== undefined) {
-        cache.ensureRoom(rows);
-        entry.rows = rows;
-      }
+      // Checked before the run where the row count is known from the inputs (and after it otherwise).
+      if (rows !== undefined) cache.ensureRoom(rows);
       const size = binding.rowSize;
-      const keys = cache.keys(binding.layer);
-      const values = cache.values(binding.layer);
-      feeds[binding.pastKey] = new ort.Tensor('float32', keys.subarray(0, used * size), [1, used, size]);
-      feeds[binding.pastValue] = new ort.Tensor('float32', values.subarray(0, used * size), [1, used, size]);
-      if (rows !== undefined) {
-        fetches[binding.newKey] = new ort.Tensor('float32', keys.subarray(used * size, (used + rows) * size), [1, rows, size]);
-        fetches[binding.newValue] = new ort.Tensor('float32', values.subarray(used * size, (used + rows) * size), [1, rows, size]);
-      } else {
-        fetches[binding.newKey] = null;
-        fetches[binding.newValue] = null;
-      }
+      feeds[binding.pastKey] = new ort.Tensor('float32', cache.keys(binding.layer).subarray(0, used * size), [1, used, size]);
+      feeds[binding.pastValue] = new ort.Tensor('float32', cache.values(binding.layer).subarray(0, used * size), [1, used, size]);
       if (binding.maskInput !== undefined) {
         const mask = (inputs as Readonly<Record<string, HostTensor | undefined>>)[binding.maskInput]!;
         const n = rows ?? mask.shape[0]!;
@@ -177,32 +164,31 @@ class OrtProgramImpl<I extends string, O extends string> implements OrtProgram<I
         }
       }
     }
-    for (const output of this.trace.outputs) fetches[output.value] = null;
 
     let results: Ort.InferenceSession.ReturnType;
     try {
-      results = await session.run(feeds, fetches);
+      results = await session.run(feeds);
     } catch (error) {
       throw new GumihoError(`ONNX Runtime failed to run program "${this.definition.name}": ${error instanceof Error ? error.message : String(error)}`, {
         cause: error,
       });
     }
 
-    // Rows whose count was only known after the run are copied in; then all become pending.
-    for (const binding of this.trace.caches) {
-      const entry = bound.get(binding.cache)!;
-      if (resolve(binding.rows, dims) !== undefined) continue;
-      const newKeys = results[binding.newKey]!;
+    // The new rows: one [layers, rows, rowSize] tensor per cache for keys and one for values,
+    // copied into each layer after its used rows. All caches are checked before any is written.
+    for (const output of this.trace.cacheOutputs) bound.get(output.cache)!.cache.ensureRoom(results[output.keys]!.dims[1]!);
+    for (const output of this.trace.cacheOutputs) {
+      const { cache, used } = bound.get(output.cache)!;
+      const newKeys = results[output.keys]!;
       const rows = newKeys.dims[1]!;
-      if (entry.rows === undefined) {
-        entry.cache.ensureRoom(rows);
-        entry.rows = rows;
-      }
-      entry.cache.keys(binding.layer).set(newKeys.data as Float32Array, entry.used * binding.rowSize);
-      entry.cache.values(binding.layer).set(results[binding.newValue]!.data as Float32Array, entry.used * binding.rowSize);
-    }
-    for (const entry of bound.values()) {
-      if (entry.rows !== undefined) entry.cache.appendPending(entry.rows);
+      const block = rows * output.rowSize;
+      const keyData = newKeys.data as Float32Array;
+      const valueData = results[output.values]!.data as Float32Array;
+      output.layers.forEach((layer, slot) => {
+        cache.keys(layer).set(keyData.subarray(slot * block, (slot + 1) * block), used * output.rowSize);
+        cache.values(layer).set(valueData.subarray(slot * block, (slot + 1) * block), used * output.rowSize);
+      });
+      cache.appendPending(rows);
     }
     const out = {} as Record<O, HostTensor<'float32'>>;
     for (const output of this.trace.outputs) {

@@ -69,7 +69,7 @@ export interface CacheBinding {
   /** Graph input `[1, past, rowSize]`: the cache's existing rows. */
   readonly pastKey: string;
   readonly pastValue: string;
-  /** Graph outputs `[1, rows, rowSize]`: the new rows. */
+  /** Values `[1, rows, rowSize]` of the new rows (stacked into the cache's outputs). */
   readonly newKey: string;
   readonly newValue: string;
   /** Number of new rows (a number, or an input dimension's symbol). */
@@ -77,6 +77,19 @@ export interface CacheBinding {
   readonly rowSize: number;
   /** The mask, when it is a program input (checked against the cache length at run time). */
   readonly maskInput: string | undefined;
+}
+
+/**
+ * The new rows of one cache, as two graph outputs `[layers.length, rows, rowSize]` (keys and
+ * values): slot `i` holds the rows of layer `layers[i]`. One output per cache instead of one per
+ * layer: each graph output costs a few microseconds of binding per run.
+ */
+export interface CacheOutput {
+  readonly cache: string;
+  readonly keys: string;
+  readonly values: string;
+  readonly layers: readonly number[];
+  readonly rowSize: number;
 }
 
 /** A program input as the graph declares it. */
@@ -110,6 +123,8 @@ export interface TraceResult {
   readonly inputs: readonly TracedInput[];
   readonly outputs: readonly TracedOutput[];
   readonly caches: readonly CacheBinding[];
+  /** The stacked new-row outputs, one entry per cache. */
+  readonly cacheOutputs: readonly CacheOutput[];
   /** Cache names and the symbol of their existing-row dimension. */
   readonly pastSymbols: ReadonlyMap<string, string>;
   /** See {@link SliceRecord}; used by the rewrite passes. */
@@ -267,11 +282,9 @@ class Tracer implements Ops {
     if (!Number.isInteger(heads / kvHeads)) throw new InvalidArgumentError('kvHeads', `heads (${heads}) must be a multiple of kvHeads (${kvHeads}).`);
     const mask = this.own(options.mask, 'attention mask');
     if (mask.dtype !== 'float32' || mask.shape.length !== 2) throw new ShapeMismatchError('attention mask', ['rows', 'keys'], mask.shape);
-    const binding = this.bindCache(options.kv, key.rows, kvHeads * headDim, mask);
+    const binding = this.bindCache(options.kv, key.rows, kvHeads * headDim, mask, key.tensor.value, value.tensor.value);
     const keys = this.graph.op('Concat', [binding.pastKey, key.tensor.value], { axis: 1 });
     const values = this.graph.op('Concat', [binding.pastValue, value.tensor.value], { axis: 1 });
-    this.graph.node('Identity', [key.tensor.value], [binding.newKey]);
-    this.graph.node('Identity', [value.tensor.value], [binding.newValue]);
     const attributes: Record<string, number | { float: number }> = { q_num_heads: heads, kv_num_heads: kvHeads };
     if (options.scale !== undefined) attributes['scale'] = { float: options.scale };
     // The mask is [rows, keys] (or [1, rows, keys] when computed in the graph); both broadcast
@@ -280,7 +293,7 @@ class Tracer implements Ops {
     return this.f32(query.rows, heads * headDim, out);
   }
 
-  private bindCache(ref: KvLayerRef, rows: Dim, rowSize: number, mask: OrtTensor): CacheBinding {
+  private bindCache(ref: KvLayerRef, rows: Dim, rowSize: number, mask: OrtTensor, newKey: string, newValue: string): CacheBinding {
     const spec = this.cacheSpecs[ref.cache];
     if (!spec) {
       throw new InvalidArgumentError('caches', `Program "${this.programName}" attends over KV cache "${ref.cache}", which its definition does not declare in \`caches\`.`);
@@ -304,14 +317,12 @@ class Tracer implements Ops {
       layer: ref.layer,
       pastKey: this.graph.input(`past_key.${id}`, 'float32', [1, past, rowSize]),
       pastValue: this.graph.input(`past_value.${id}`, 'float32', [1, past, rowSize]),
-      newKey: this.graph.reserve(`new_key.${id}`),
-      newValue: this.graph.reserve(`new_value.${id}`),
+      newKey,
+      newValue,
       rows,
       rowSize,
       maskInput: this.programInputs.get(mask.value),
     };
-    this.graph.output(binding.newKey, 'float32', [1, rows, rowSize]);
-    this.graph.output(binding.newValue, 'float32', [1, rows, rowSize]);
     this.caches.push(binding);
     return binding;
   }
@@ -414,6 +425,24 @@ export function traceProgram(definition: ProgramDefinition, weights: WeightStore
     outputs.push({ name, value, shape: ref.shape });
   }
   const pastSymbols = new Map<string, string>();
+  const cacheOutputs: CacheOutput[] = [];
   for (const binding of tracer.caches) pastSymbols.set(binding.cache, pastSymbol(binding.cache));
-  return { graph, inputs, outputs, caches: tracer.caches, pastSymbols, slices: tracer.slices, adds: tracer.adds };
+  for (const cache of pastSymbols.keys()) {
+    const bindings = tracer.caches.filter((binding) => binding.cache === cache);
+    const rowSize = bindings[0]!.rowSize;
+    const rows = bindings[0]!.rows;
+    const stack = (sources: string[], name: string): string => {
+      graph.node(sources.length === 1 ? 'Identity' : 'Concat', sources, [graph.reserve(name)], sources.length === 1 ? {} : { axis: 0 });
+      graph.output(name, 'float32', [sources.length, rows, rowSize] as OnnxDim[]);
+      return name;
+    };
+    cacheOutputs.push({
+      cache,
+      keys: stack(bindings.map((binding) => binding.newKey), `new_keys.${cache}`),
+      values: stack(bindings.map((binding) => binding.newValue), `new_values.${cache}`),
+      layers: bindings.map((binding) => binding.layer),
+      rowSize,
+    });
+  }
+  return { graph, inputs, outputs, caches: tracer.caches, cacheOutputs, pastSymbols, slices: tracer.slices, adds: tracer.adds };
 }
