@@ -86,15 +86,53 @@ function logProb(candidates: Candidates, row: number, index: number): number {
   return candidates.logProbs[row * candidates.k + index]!;
 }
 
-/** Indices of the `k` largest scores, best first; ties go to the smaller index. */
+/**
+ * Indices of the `k` largest scores, best first; ties go to the smaller index; NaN ranks last.
+ * A size-k min-heap: O(n log k), which matters for the MLP levels (k = 35 of 35 × 35).
+ */
 function topIndices(scores: readonly number[], k: number): number[] {
-  const order = scores.map((_, i) => i);
-  order.sort((a, b) => {
-    const sa = Number.isNaN(scores[a]!) ? -Infinity : scores[a]!;
-    const sb = Number.isNaN(scores[b]!) ? -Infinity : scores[b]!;
-    return sa > sb ? -1 : sa < sb ? 1 : a - b;
-  });
-  return order.slice(0, Math.max(0, k));
+  const n = scores.length;
+  const count = Math.min(Math.max(0, k), n);
+  if (count === 0) return [];
+  const value = (i: number): number => {
+    const v = scores[i]!;
+    return Number.isNaN(v) ? -Infinity : v;
+  };
+  // a is worse than b: lower score, or equal score and larger index.
+  const worse = (a: number, b: number): boolean => {
+    const va = value(a);
+    const vb = value(b);
+    return va < vb || (va === vb && a > b);
+  };
+  const heap: number[] = [];
+  const siftDown = (start: number): void => {
+    let node = start;
+    for (;;) {
+      const left = 2 * node + 1;
+      if (left >= heap.length) return;
+      let child = left;
+      if (left + 1 < heap.length && worse(heap[left + 1]!, heap[left]!)) child = left + 1;
+      if (!worse(heap[child]!, heap[node]!)) return;
+      [heap[child], heap[node]] = [heap[node]!, heap[child]!];
+      node = child;
+    }
+  };
+  for (let i = 0; i < n; i++) {
+    if (heap.length < count) {
+      heap.push(i);
+      let node = heap.length - 1;
+      while (node > 0) {
+        const parent = (node - 1) >> 1;
+        if (!worse(heap[node]!, heap[parent]!)) break;
+        [heap[node], heap[parent]] = [heap[parent]!, heap[node]!];
+        node = parent;
+      }
+    } else if (worse(heap[0]!, i)) {
+      heap[0] = i;
+      siftDown(0);
+    }
+  }
+  return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
 }
 
 async function observe(options: BuildTreeOptions, topK: number): Promise<Candidates> {
