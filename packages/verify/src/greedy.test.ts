@@ -84,6 +84,24 @@ describe('greedy verification on hand-made trees', () => {
     expect(exact.nextToken).toBe(base.tokens[5]);
   });
 
+  it('samples along official-FTA rows: accepted nodes always form a prefix of some row', () => {
+    const parents = [-1, 0, 0, 0, 0, 1, 2, 1, 2, 5, 6, 7, 8, 9, 10, 9];
+    const tree = applyOfficialFta(createDraftTree({ tokens: parents.map((_, i) => i % 4), parents }));
+    const random = lcg(9);
+    const logits = Float32Array.from({ length: tree.size * 4 }, () => random() * 3);
+    const sampler = createSampler({ temperature: 1, seed: 5 });
+    const rowStrings = Array.from({ length: tree.pathCount }, (_, r) => Array.from(tree.paths.subarray(r * tree.pathWidth, (r + 1) * tree.pathWidth)).join(','));
+    let deep = 0;
+    for (let i = 0; i < 500; i++) {
+      const result = verifier.verify({ tree, logits, vocabSize: 4, sampler, history: historyOf([1]) });
+      const prefix = Array.from(result.acceptedNodes).join(',');
+      expect(rowStrings.some((row) => `${row},`.startsWith(`${prefix},`))).toBe(true);
+      expect(result.nextToken).toBeGreaterThanOrEqual(0);
+      if (result.acceptedLength >= 3) deep++;
+    }
+    expect(deep).toBeGreaterThan(0);
+  });
+
   it('works without room after the history and checks the logits shape', () => {
     const result = verifier.verify({
       tree,
