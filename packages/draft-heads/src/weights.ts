@@ -153,13 +153,13 @@ export function randomDraftHeadWeights(
 ): MapWeightStore {
   const random = createRandom(seed);
   const config: DraftHeadsConfig = {
-    format: 'gumiho-heads',
-    formatVersion: 1,
-    kind,
     rmsNormEps: 1e-6,
     ropeTheta: 10000,
     target: { name: 'random', hiddenSize: shape.hiddenSize, vocabSize: shape.vocabSize, numHiddenLayers: 0, configSha256: '' },
     ...shape,
+    format: 'gumiho-heads',
+    formatVersion: 1,
+    kind,
   };
   const store = new MapWeightStore();
   const tensor = (dims: readonly number[], fill: () => number): HostTensor<'float32'> => {
