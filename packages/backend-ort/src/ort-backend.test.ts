@@ -266,3 +266,36 @@ describe('a tiny random Llama against the cpu backend', () => {
     compiled.dispose();
   });
 });
+
+/**
+ * GPU providers: the same comparisons, where the provider starts (a host with Vulkan and a GPU
+ * for webgpu; the CUDA provider libraries for cuda). Elsewhere each is skipped, and the test log
+ * says why (the BackendUnavailableError's reason).
+ */
+for (const provider of ['webgpu', 'cuda'] as const) {
+  describe(`ops on ort-${provider}`, () => {
+    let backend: OrtBackend | undefined;
+    let reason = '';
+    beforeAll(async () => {
+      try {
+        backend = await createOrtBackend({ executionProviders: [provider], threads: 1 });
+      } catch (error) {
+        if (!(error instanceof BackendUnavailableError)) throw error;
+        reason = error.attempts[0]?.reason ?? error.message;
+      }
+    });
+    afterAll(() => backend?.dispose());
+
+    it(`matches the cpu backend on attention over a cache (skipped without ${provider})`, async (context) => {
+      if (!backend) {
+        context.skip(`ort-${provider} is not available here: ${reason.slice(0, 200)}`);
+        return;
+      }
+      const next = random(21);
+      const [heads, kvHeads, headDim] = [6, 2, 8];
+      const steps = [causalStep(next, 5, 0, heads, kvHeads, headDim), causalStep(next, 1, 5, heads, kvHeads, headDim)];
+      const result = await compareBackends(attentionProgram(heads, kvHeads, headDim, 16) as ProgramDefinition, mapStore([]), cpu, backend, steps);
+      expect(result.maxOutputDiff).toBeLessThan(1e-3);
+    });
+  });
+}

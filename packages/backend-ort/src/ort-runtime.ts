@@ -5,6 +5,9 @@
  * used. When none starts, one {@link BackendUnavailableError} lists every provider with its
  * reason and how to install what is missing.
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { BackendUnavailableError, InvalidArgumentError, type BackendAttempt } from '@gumiho/core';
 import type * as Ort from 'onnxruntime-node';
 import { GraphBuilder } from './onnx-graph.js';
@@ -64,6 +67,33 @@ function probeModel(): Uint8Array {
   return graph.encode('probe', { '': 17 });
 }
 
+/**
+ * Where onnxruntime-node keeps its native libraries, or `undefined` when that cannot be told.
+ * The CUDA provider is a separate library there (`libonnxruntime_providers_cuda.so`); checking
+ * for it first gives a precise reason and spares ONNX Runtime's own load-error log.
+ */
+function nativeDirectory(): string | undefined {
+  try {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    return join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return undefined;
+  }
+}
+
+function missingCudaLibrary(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const directory = nativeDirectory();
+  if (!directory || !existsSync(directory)) return undefined;
+  const library = join(directory, 'libonnxruntime_providers_cuda.so');
+  return existsSync(library) ? undefined : `the CUDA provider library is not installed (${library} is missing)`;
+}
+
+/** The install hint without its final period (reasons are joined with '; '). */
+function hint(provider: OrtExecutionProvider): string {
+  return INSTALL_HINTS[provider].replace(/\.$/, '');
+}
+
 function message(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.replace(/\s+/g, ' ').trim().slice(0, 400);
@@ -83,7 +113,12 @@ export async function selectProvider(
   for (const provider of providers) {
     const entry = supported?.find((backend) => backend.name === provider);
     if (supported && !entry) {
-      attempts.push({ name: `ort-${provider}`, reason: `this onnxruntime-node build has no ${provider} provider. To fix: ${INSTALL_HINTS[provider]}` });
+      attempts.push({ name: `ort-${provider}`, reason: `this onnxruntime-node build has no ${provider} provider. To fix: ${hint(provider)}` });
+      continue;
+    }
+    const missing = provider === 'cuda' ? missingCudaLibrary() : undefined;
+    if (missing) {
+      attempts.push({ name: `ort-${provider}`, reason: `${missing}. To fix: ${hint(provider)}` });
       continue;
     }
     try {
@@ -97,7 +132,7 @@ export async function selectProvider(
       return provider;
     } catch (error) {
       const notBundled = entry && entry.bundled === false ? ' (its libraries are not bundled with onnxruntime-node)' : '';
-      attempts.push({ name: `ort-${provider}`, reason: `${message(error)}${notBundled}. To fix: ${INSTALL_HINTS[provider]}` });
+      attempts.push({ name: `ort-${provider}`, reason: `${message(error)}${notBundled}. To fix: ${hint(provider)}` });
     }
   }
   throw new BackendUnavailableError(attempts, {
