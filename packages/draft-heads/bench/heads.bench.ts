@@ -1,11 +1,13 @@
 /**
  * Cost of one draft round's head calls at the default target's sizes (py-llama-28m: H=384,
  * FFN 1024, 6/2 heads of 64, vocabulary 8192) with random weights on the CPU backend.
- * Run with `pnpm --filter @gumiho/draft-heads bench` (vitest bench prints the table).
+ * Run with `pnpm --filter @gumiho/draft-heads bench` (vitest bench prints the table);
+ * `GUMIHO_BENCH_BACKEND=ort` runs the programs on ONNX Runtime (CPU provider) instead.
  */
 import { bench, describe } from 'vitest';
 import { ROOT_HANDLE, type ModelConfig } from '@gumiho/core';
 import { createCpuBackend } from '@gumiho/backend-cpu';
+import { createOrtBackend } from '@gumiho/backend-ort';
 import { MapWeightStore } from '@gumiho/safetensors';
 import { createGumihoHead, createLookupHead, createMedusaHead, draftHeadsConfigFor, randomDraftHeadWeights, type DraftTarget } from '../src/index.js';
 
@@ -24,7 +26,9 @@ const random = (n: number, seed: number) => {
   return data;
 };
 const weights = new MapWeightStore([['embed', { dtype: 'float32', shape: [8192, H], data: random(8192 * H, 1) }]]);
-const target: DraftTarget = { backend: createCpuBackend(), weights, config, embeddingWeight: 'embed', lmHeadWeight: 'embed', cache: { spec: { capacity: 2048 } } };
+const backend = process.env.GUMIHO_BENCH_BACKEND === 'ort' ? await createOrtBackend() : createCpuBackend();
+console.log(`backend: ${backend.id}`);
+const target: DraftTarget = { backend, weights, config, embeddingWeight: 'embed', lmHeadWeight: 'embed', cache: { spec: { capacity: 2048 } } };
 const gumihoConfig = draftHeadsConfigFor('gumiho', target);
 const gumiho = createGumihoHead({ target, weights: randomDraftHeadWeights('gumiho', gumihoConfig, 2), config: gumihoConfig });
 const medusaConfig = draftHeadsConfigFor('medusa', target, { mlpHeads: 5 });
