@@ -8,6 +8,7 @@
 import {
   InvalidArgumentError,
   ROOT_HANDLE,
+  assert,
   type BuildTreeOptions,
   type Candidates,
   type DraftHead,
@@ -68,7 +69,7 @@ class NodePool {
     for (let i = 0; i < keep.length; i++) {
       const node = keep[i]!;
       const parentSlot = slot[this.parents[node]!]!;
-      if (parentSlot < 0) throw new Error(`tree builder bug: node ${node} kept without its parent`);
+      assert(parentSlot >= 0, () => `tree builder kept node ${node} without its parent ${this.parents[node]}`);
       slot[node] = tokens.length;
       tokens.push(this.tokens[node]!);
       parents.push(parentSlot);
