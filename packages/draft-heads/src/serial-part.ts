@@ -106,12 +106,12 @@ export class SerialPart {
     return this.nodes.length;
   }
 
-  /** The `fc` output consumed by node `handle` `[H]` (a view). */
+  /** The `fc` output consumed by node `handle` `[H]` (the head's own copy: do not modify). */
   fused(handle: number, what = 'handle'): Float32Array {
     return this.node(handle, what).fused;
   }
 
-  /** The output state of node `handle` `[H]` (a view). */
+  /** The output state of node `handle` `[H]` (the head's own copy: do not modify). */
   out(handle: number, what = 'handle'): Float32Array {
     return this.node(handle, what).out;
   }
@@ -223,8 +223,9 @@ export class SerialPart {
       position: committed + m - 1,
       slot: -1,
       token: tokens[m - 1]!,
-      fused: fused.subarray((m - 1) * H, m * H),
-      out: out.subarray((m - 1) * H, m * H),
+      // Copies: program outputs need not outlive the next run on every backend.
+      fused: fused.slice((m - 1) * H, m * H),
+      out: out.slice((m - 1) * H, m * H),
     }];
     return { handles: Int32Array.of(ROOT_HANDLE), candidates: candidatesFromLogits(result.logits.data, this.vocabSize, topK) };
   }
@@ -276,8 +277,8 @@ export class SerialPart {
       }
     }
     const result = await this.run(hidden, tokens, positions, mask, logitRows);
-    const fused = result.fused.data;
-    const out = result.out.data;
+    const fused = result.fused.data.slice();
+    const out = result.out.data.slice();
     const handles = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const parent = parentNodes[i]!;
