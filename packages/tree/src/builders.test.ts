@@ -301,6 +301,12 @@ describe('createGumihoTreeBuilder', () => {
     expect(official.tokens).toEqual(off.tokens);
     expect(official.paths.includes(-1)).toBe(false);
     expect(off.paths.includes(-1)).toBe(true);
+    const lexicographic = await build(
+      createGumihoTreeBuilder({ topK: 4, mlpTopK: 4, pruning: 4, totalTokens: 16, fta: 'official', ftaLexicographicRows: true }),
+      head,
+    );
+    expect(lexicographic.tokens).toEqual(off.tokens);
+    expect(lexicographic.paths[0]).toBe(0);
     const exact = await build(createGumihoTreeBuilder({ topK: 4, mlpTopK: 4, pruning: 4, totalTokens: 24, fta: 'exact' }), head);
     expect(exact.exact).toBe(true);
     expect(exact.size).toBeLessThanOrEqual(24);

@@ -17,7 +17,7 @@ import {
 } from '@gumiho/core';
 import { applyFta, type FtaMode } from './fta.js';
 import { selectAncestorClosed } from './select.js';
-import { createDraftTree } from './tree.js';
+import { createDraftTree, sortPathsLexicographically } from './tree.js';
 
 function checkPositiveInteger(name: string, value: unknown, example: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
@@ -469,6 +469,13 @@ export interface GumihoTreeBuilderOptions {
   readonly totalTokens?: number;
   /** Full Tree Attention: `off` (default), `exact` (real extra nodes) or `official` (reference bookkeeping, inexact). */
   readonly fta?: FtaMode;
+  /**
+   * With `fta: 'official'`: sort the rows lexicographically before FTA, as the reference does at
+   * temperature > 0 (digest 2.4 and 2.5, consequence 4). The bookkeeping then assumes short rows
+   * come first when they do not, so FTA often does nothing (row 0 is full length) or adds mask
+   * entries to the wrong leaves. Only for reproducing the official T > 0 numbers. Default false.
+   */
+  readonly ftaLexicographicRows?: boolean;
   /** Quirk Q1: level-2 siblings attend causally to each other while drafting (official code). Default false. */
   readonly q1CausalSiblings?: boolean;
   /** Quirk Q2: the MLP input of branch r uses the r-th level-1 node instead of its real parent (official code). Default false. */
@@ -495,6 +502,7 @@ export function createGumihoTreeBuilder(options: GumihoTreeBuilderOptions = {}):
   const fta = options.fta ?? 'off';
   const q1 = options.q1CausalSiblings ?? false;
   const q2 = options.q2MisalignedMlpToken ?? false;
+  const lexicographic = options.ftaLexicographicRows ?? false;
   checkPositiveInteger('topK', topK, '14');
   checkPositiveInteger('mlpTopK', mlpTopK, '35');
   checkPositiveInteger('pruning', pruning, '35');
@@ -503,7 +511,7 @@ export function createGumihoTreeBuilder(options: GumihoTreeBuilderOptions = {}):
     throw new InvalidArgumentError('fta', `Unknown Full Tree Attention mode ${String(fta)}.`, { fix: "use 'off', 'exact' or 'official'." });
   }
   return {
-    id: `gumiho(k=${topK},mlp=${mlpTopK},prune=${pruning},total=${totalTokens},fta=${fta}${q1 ? ',q1' : ''}${q2 ? ',q2' : ''})`,
+    id: `gumiho(k=${topK},mlp=${mlpTopK},prune=${pruning},total=${totalTokens},fta=${fta}${lexicographic ? ',lex' : ''}${q1 ? ',q1' : ''}${q2 ? ',q2' : ''})`,
     async build(build) {
       checkMaxSize(build.maxSize);
       const { head } = build;
@@ -542,7 +550,7 @@ export function createGumihoTreeBuilder(options: GumihoTreeBuilderOptions = {}):
         }
       });
       const selected = topIndices(flatScore, topK);
-      if (selected.length === 0) return finish(pool, budget, fta);
+      if (selected.length === 0) return finish(pool, budget, fta, lexicographic);
       const l2 = selected.map((i) => pool.add(flatToken[i]!, l1[flatParent[i]!]!, flatScore[i]!));
       const l2ParentRow = selected.map((i) => flatParent[i]!);
 
@@ -576,13 +584,14 @@ export function createGumihoTreeBuilder(options: GumihoTreeBuilderOptions = {}):
         branch = kept.map((i) => branch[parentLocal[i]!]!);
         current = next;
       }
-      return finish(pool, budget, fta);
+      return finish(pool, budget, fta, lexicographic);
     },
   };
 }
 
-function finish(pool: NodePool, budget: number, fta: FtaMode): DraftTree {
-  return applyFta(pool.toTree(budget), fta, budget);
+function finish(pool: NodePool, budget: number, fta: FtaMode, lexicographic: boolean): DraftTree {
+  const tree = pool.toTree(budget);
+  return applyFta(lexicographic && fta === 'official' ? sortPathsLexicographically(tree) : tree, fta, budget);
 }
 
 function checkGumihoHead(head: DraftHead): void {

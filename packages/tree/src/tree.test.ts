@@ -203,6 +203,25 @@ describe('Full Tree Attention', () => {
     expect(rows(tree)[0]).toEqual([0, 3, -1, -1, -1]);
   });
 
+  it('official mode after the T > 0 lexicographic row sort is a no-op when row 0 is full (reference bookkeeping)', () => {
+    const sorted = sortPathsLexicographically(toyTree());
+    expect(rows(sorted)[0]).toEqual([0, 1, 5, 9, 13]);
+    expect(ftaColumnFills(sorted)).toEqual([]);
+    expect(applyOfficialFta(sorted)).toBe(sorted);
+  });
+
+  it('official mode after a lexicographic sort with a short row 0 puts mask entries on the rows the reference picks', () => {
+    // root -> 1, 2; 2 -> 3 -> 4. Lexicographic: [0,1,-,-] first (short), then [0,2,3,4].
+    const tree = sortPathsLexicographically(createDraftTree({ tokens: [0, 1, 2, 3, 4], parents: [-1, 0, 0, 2, 3] }));
+    const fta = applyOfficialFta(tree);
+    expect(rows(fta)).toEqual([
+      [0, 1, 3, 4],
+      [0, 2, 3, 4],
+    ]);
+    expect(fta.mask[1 * 5 + 3]).toBe(1);
+    expect(fta.mask[1 * 5 + 4]).toBe(1);
+  });
+
   it('official mode leaves a tree whose paths all have full length unchanged', () => {
     const chain = createDraftTree({ tokens: [1, 2, 3], parents: [-1, 0, 1] });
     expect(applyOfficialFta(chain)).toBe(chain);
