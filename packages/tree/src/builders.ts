@@ -472,8 +472,8 @@ export interface GumihoTreeBuilderOptions {
   /**
    * With `fta: 'official'`: sort the rows lexicographically before FTA, as the reference does at
    * temperature > 0 (digest 2.4 and 2.5, consequence 4). The bookkeeping then assumes short rows
-   * come first when they do not, so FTA often does nothing (row 0 is full length) or adds mask
-   * entries to the wrong leaves. Only for reproducing the official T > 0 numbers. Default false.
+   * come first when they do not, so FTA does nothing when row 0 is full length, and may add mask
+   * entries to the wrong leaves otherwise. Only for reproducing the official T > 0 numbers. Default false.
    */
   readonly ftaLexicographicRows?: boolean;
   /** Quirk Q1: level-2 siblings attend causally to each other while drafting (official code). Default false. */
