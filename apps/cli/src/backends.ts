@@ -3,13 +3,22 @@
  * parts; libraries take the parts themselves.
  */
 import { createCpuBackend } from '@gumiho/backend-cpu';
+import { createOrtBackend } from '@gumiho/backend-ort';
 import { InvalidArgumentError, type TensorBackend } from '@gumiho/core';
 
 /** Creates a backend; may fail with a BackendUnavailableError naming what is missing. */
 export type BackendFactory = () => TensorBackend | Promise<TensorBackend>;
 
 /** The backends `--backend` accepts, by name. */
-export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([['cpu', () => createCpuBackend()]]);
+export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([
+  ['cpu', () => createCpuBackend()],
+  // ONNX Runtime through onnxruntime-node; each name pins one execution provider, `ort` takes the
+  // first that starts of CUDA, WebGPU and CPU.
+  ['ort-cpu', () => createOrtBackend({ executionProviders: ['cpu'] })],
+  ['ort-cuda', () => createOrtBackend({ executionProviders: ['cuda'] })],
+  ['ort-webgpu', () => createOrtBackend({ executionProviders: ['webgpu'] })],
+  ['ort', () => createOrtBackend({ executionProviders: ['cuda', 'webgpu', 'cpu'] })],
+]);
 
 /** The default `--backend`. */
 export const DEFAULT_BACKEND = 'cpu';

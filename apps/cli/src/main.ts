@@ -23,6 +23,7 @@ import { createSampler } from '@gumiho/samplers';
 import { createVerifier } from '@gumiho/verify';
 import { BACKENDS, DEFAULT_BACKEND, backendFactory } from './backends.js';
 import { DEFAULT_POLICY, POLICIES, policyFactory } from './policies.js';
+import type { PolicyKnobs } from '@gumiho/policies';
 
 /** A writable text stream (process.stdout or a test double). */
 export interface OutputStream {
@@ -64,6 +65,16 @@ Model and parts:
   --policy <name>           ${[...POLICIES.keys()].join(', ')} (default ${DEFAULT_POLICY})
   --max-context <n>         KV cache rows: prompt plus generation (default: the model's maximum)
 
+Draft policy (all but vanilla):
+  --heads <folder>          draft heads (config.json + model.safetensors); default: the heads
+                            committed for the model under heads/<model>/<policy>
+  --total-tokens <n|auto>   tree size per round, root included; auto (default) measures the best
+                            size for this backend once and caches it in .cache/gumiho
+  --top-k-draft <k>         per-node top-k of the serial draft levels (eagle2, gumiho)
+  --depth <d>               maximum draft depth (eagle2, lookup)
+  --fta <mode>              Gumiho Full Tree Attention: off, exact (default; lossless) or official
+                            (the reference code's bookkeeping; NOT lossless)
+
 Prompt (one of):
   --prompt <text>           the prompt text, used exactly as given
   --prompt-file <path>      read the prompt from a file, exactly (nothing trimmed)
@@ -99,6 +110,11 @@ const GENERATE_OPTIONS = {
   'min-p': { type: 'string' },
   'repetition-penalty': { type: 'string' },
   seed: { type: 'string' },
+  heads: { type: 'string' },
+  'total-tokens': { type: 'string' },
+  'top-k-draft': { type: 'string' },
+  depth: { type: 'string' },
+  fta: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -153,6 +169,47 @@ function repositoryRoot(cwd: string): string {
   return cwd;
 }
 
+/** Draft-policy options shared by `generate` and `bench`. */
+export interface DraftOptions {
+  readonly headsDir: string | undefined;
+  readonly knobs: PolicyKnobs;
+  /** `--total-tokens auto` (the default). */
+  readonly autoBudget: boolean;
+}
+
+/** Parses `--heads`, `--total-tokens`, `--top-k-draft`, `--depth` and `--fta`. */
+export function parseDraftOptions(values: Readonly<Record<string, unknown>>, cwd: string): DraftOptions {
+  const text = (name: string) => values[name] as string | undefined;
+  const totalText = text('total-tokens') ?? 'auto';
+  const totalTokens = totalText === 'auto' ? undefined : parseNumber('total-tokens', totalText, true);
+  if (totalTokens !== undefined && totalTokens < 1) {
+    throw new UsageError('total-tokens', `--total-tokens must be "auto" or at least 1 (the root counts), got ${totalTokens}.`, {
+      fix: 'pass --total-tokens auto, or a tree size such as 24.',
+    });
+  }
+  const topKDraft = parseNumber('top-k-draft', text('top-k-draft'), true);
+  const depth = parseNumber('depth', text('depth'), true);
+  for (const [flag, value] of [['top-k-draft', topKDraft], ['depth', depth]] as const) {
+    if (value !== undefined && value < 1) {
+      throw new UsageError(flag, `--${flag} must be at least 1, got ${value}.`, { fix: `pass a positive integer, e.g. --${flag} 4.` });
+    }
+  }
+  const fta = text('fta');
+  if (fta !== undefined && fta !== 'off' && fta !== 'exact' && fta !== 'official') {
+    throw new UsageError('fta', `--fta must be off, exact or official, got "${fta}".`, {
+      fix: 'pass --fta exact (lossless Full Tree Attention), off, or official (the reference code, not lossless).',
+    });
+  }
+  const knobs: PolicyKnobs = {
+    ...(totalTokens !== undefined ? { totalTokens } : {}),
+    ...(topKDraft !== undefined ? { topKDraft } : {}),
+    ...(depth !== undefined ? { depth } : {}),
+    ...(fta !== undefined ? { fta } : {}),
+  };
+  const heads = text('heads');
+  return { headsDir: heads === undefined ? undefined : resolve(cwd, heads), knobs, autoBudget: totalTokens === undefined };
+}
+
 /** Options of `gumiho generate`, parsed and validated. */
 export interface GenerateCommand {
   readonly model: string;
@@ -162,6 +219,7 @@ export interface GenerateCommand {
   readonly prompt: string;
   readonly maxNewTokens: number;
   readonly sampling: SamplingOptions;
+  readonly draft: DraftOptions;
   readonly json: boolean;
   readonly verbose: boolean;
 }
@@ -226,6 +284,7 @@ export async function parseGenerateArgs(args: readonly string[], cwd: string): P
     prompt,
     maxNewTokens,
     sampling,
+    draft: parseDraftOptions(values, cwd),
     json: values.json ?? false,
     verbose: values.verbose ?? false,
   };
@@ -255,7 +314,24 @@ export async function runGenerate(command: GenerateCommand, io: CliIo): Promise<
   const backend = await makeBackend();
   try {
     const target = await createLlamaTarget({ backend, model, maxContext: command.maxContext });
-    const policy = await makePolicy({ target, tokenizer, modelFolder: model.path, root });
+    const policy = await makePolicy({
+      target,
+      tokenizer,
+      modelFolder: model.path,
+      root,
+      headsDir: command.draft.headsDir,
+      knobs: command.draft.knobs,
+      autoBudget: command.draft.autoBudget,
+      cacheDir: io.env.GUMIHO_CACHE_DIR,
+      onBudget: (choice) => {
+        if (command.verbose) {
+          io.stderr.write(
+            `[gumiho] tree budget for ${command.policy} on ${backend.id}: ${choice.totalTokens} tokens${choice.cached ? ' (cached)' : ''}; ` +
+              `candidates ${choice.candidates.map((c) => `${c.totalTokens}: tau ${c.tau.toFixed(2)}, ${c.tokensPerSecond.toFixed(0)}/s`).join('; ')}; vanilla ${choice.vanillaTokensPerSecond.toFixed(0)}/s\n`,
+          );
+        }
+      },
+    });
     const loadMs = performance.now() - loadStart;
     const decoder = createSpeculativeDecoder({ target, tokenizer, policy, verifier: createVerifier(), sampler });
     const stream = decoder.stream({ prompt: command.prompt, maxNewTokens: command.maxNewTokens });
@@ -278,6 +354,7 @@ export async function runGenerate(command: GenerateCommand, io: CliIo): Promise<
           model: model.name,
           backend: backend.id,
           policy: command.policy,
+          treeSize: policy?.maxTreeSize ?? 1,
           promptTokens: tokenizer.encode(command.prompt).length,
           stats: { ...result.stats, loadMs },
         })}\n`,
@@ -303,7 +380,7 @@ export async function runGenerate(command: GenerateCommand, io: CliIo): Promise<
 
 function reportError(error: unknown, io: CliIo, verbose: boolean): number {
   if (GumihoError.isInstance(error)) {
-    io.stderr.write(`gumiho: ${error.message}\n`);
+    io.stderr.write(`gumiho: ${error.message.replace(/\s*\n\s*/g, ' ')}\n`);
     if (verbose && error.stack) io.stderr.write(`${error.stack}\n`);
     return EXIT_BAD_INPUT;
   }
