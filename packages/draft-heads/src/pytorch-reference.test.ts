@@ -4,11 +4,13 @@
  * inputs. The exports must load with `loadDraftHeads` and reproduce those outputs within 1e-3.
  *
  * Skipped (with the reason printed) when /usr/bin/python3 has no torch or the tooling is absent.
- * Set GUMIHO_SMOKE_DIR to reuse an existing smoke folder instead of generating one (~10 s).
+ * The outputs are cached in the system temp folder per version of the tooling's sources (first run
+ * ~10 s); GUMIHO_SMOKE_DIR points at an existing smoke folder instead.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +33,17 @@ function skipReason(): string | undefined {
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return `${PYTHON} cannot import torch`;
   return undefined;
+}
+
+/** SHA-256 of the Python tooling's sources, so cached smoke outputs follow its changes. */
+function toolingHash(): string {
+  const hash = createHash('sha256');
+  const folder = join(TOOLING, 'train_heads');
+  for (const name of readdirSync(folder).filter((file) => file.endsWith('.py')).sort()) {
+    hash.update(name).update(readFileSync(join(folder, name)));
+  }
+  hash.update(CHAIN_SCRIPT);
+  return hash.digest('hex').slice(0, 16);
 }
 
 const reason = skipReason();
@@ -116,19 +129,35 @@ describe.skipIf(reason !== undefined)('PyTorch reference (tooling/train-heads sm
 
   beforeAll(async () => {
     const reuse = process.env.GUMIHO_SMOKE_DIR;
+    // Smoke outputs are cached per version of the Python tooling (a hash of its sources).
+    const cached = join(tmpdir(), `gumiho-draft-heads-smoke-${toolingHash()}`);
     if (reuse) {
       dir = reuse;
+    } else if (existsSync(join(cached, 'chains.json'))) {
+      dir = cached;
     } else {
       dir = await mkdtemp(join(tmpdir(), 'draft-heads-smoke-'));
       owned = true;
     }
-    const run = spawnSync(PYTHON, ['-c', CHAIN_SCRIPT, dir, reuse ? 'reuse' : 'smoke'], {
-      cwd: TOOLING,
-      encoding: 'utf8',
-      timeout: 110_000,
-      env: { ...process.env, TRAIN_HEADS_THREADS: '1' },
-    });
-    if (run.status !== 0) throw new Error(`train_heads smoke / serial_steps reference failed (${run.status}): ${run.stderr}`);
+    if (owned || (reuse && !existsSync(join(dir, 'chains.json')))) {
+      const run = spawnSync(PYTHON, ['-c', CHAIN_SCRIPT, dir, reuse ? 'reuse' : 'smoke'], {
+        cwd: TOOLING,
+        encoding: 'utf8',
+        timeout: 110_000,
+        env: { ...process.env, TRAIN_HEADS_THREADS: '1' },
+      });
+      if (run.status !== 0) throw new Error(`train_heads smoke / serial_steps reference failed (${run.status}): ${run.stderr}`);
+    }
+    if (owned) {
+      // Keep it for the next run; a concurrent run may have stored it first.
+      await rename(dir, cached).then(
+        () => {
+          dir = cached;
+          owned = false;
+        },
+        () => undefined,
+      );
+    }
     reference = JSON.parse(await readFile(join(dir, 'reference.json'), 'utf8')) as Reference;
     chains = JSON.parse(await readFile(join(dir, 'chains.json'), 'utf8')) as Record<string, ChainReference>;
     const hf = JSON.parse(await readFile(join(dir, 'target', 'config.json'), 'utf8')) as Record<string, number | boolean>;
