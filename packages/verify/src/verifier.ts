@@ -187,8 +187,12 @@ export function verifySampling(options: VerifyOptions): VerifyResult {
         break;
       }
       probs[token] = 0;
-      mass = 0;
-      for (let i = 0; i < vocabSize; i++) mass += probs[i]!;
+      mass = rest;
+      // Recompute when cancellation may have eaten the remaining mass.
+      if (mass < 1e-4) {
+        mass = 0;
+        for (let i = 0; i < vocabSize; i++) mass += probs[i]!;
+      }
     }
     if (acceptedChild < 0) {
       const nextToken = sampler.draw(probs);
