@@ -24,6 +24,8 @@ import { createVerifier } from '@gumiho/verify';
 import { BACKENDS, DEFAULT_BACKEND, backendFactory } from './backends.js';
 import { DEFAULT_POLICY, POLICIES, policyFactory } from './policies.js';
 import type { PolicyKnobs } from '@gumiho/policies';
+import { BENCH_HELP, parseBenchArgs, runBenchCommand } from './bench.js';
+import { EXPORT_HELP, parseExportArgs, runExport } from './export-onnx.js';
 
 /** A writable text stream (process.stdout or a test double). */
 export interface OutputStream {
@@ -48,7 +50,9 @@ const HELP = `gumiho: lossless speculative decoding of LLMs in TypeScript (Gumih
 
 Usage:
   gumiho generate [options]     generate text from a prompt
-  gumiho --help                 this help; "gumiho generate --help" for the options
+  gumiho bench [options]        benchmark drafting policies against vanilla decoding
+  gumiho export-onnx [options]  write the target as a standard decoder ONNX model
+  gumiho --help                 this help; "gumiho <command> --help" for the options
 `;
 
 const GENERATE_HELP = `Usage: gumiho generate [options]
@@ -156,7 +160,7 @@ function joinNegativeNumbers(args: readonly string[]): string[] {
 }
 
 /** Finds the repository root: above the CLI's own file, else above the current directory. */
-function repositoryRoot(cwd: string): string {
+export function repositoryRoot(cwd: string): string {
   for (const start of [dirname(fileURLToPath(import.meta.url)), cwd]) {
     let folder = resolve(start);
     for (;;) {
@@ -400,8 +404,26 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
       (command === undefined ? io.stderr : io.stdout).write(HELP);
       return command === undefined ? EXIT_BAD_INPUT : 0;
     }
+    if (command === 'bench') {
+      const parsedBench = parseBenchArgs(rest, io.cwd, parseDraftOptions);
+      if (parsedBench === 'help') {
+        io.stdout.write(BENCH_HELP);
+        return 0;
+      }
+      await runBenchCommand(parsedBench, io, repositoryRoot(io.cwd));
+      return 0;
+    }
+    if (command === 'export-onnx') {
+      const parsedExport = parseExportArgs(rest, io.cwd);
+      if (parsedExport === 'help') {
+        io.stdout.write(EXPORT_HELP);
+        return 0;
+      }
+      await runExport(parsedExport, io, repositoryRoot(io.cwd));
+      return 0;
+    }
     if (command !== 'generate') {
-      throw new UsageError('command', `Unknown command "${command}"; available commands: generate.`, {
+      throw new UsageError('command', `Unknown command "${command}"; available commands: generate, bench, export-onnx.`, {
         fix: 'run "gumiho --help" for usage.',
       });
     }

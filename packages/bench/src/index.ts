@@ -5,7 +5,7 @@
  */
 export { loadPrompts, median, runBench } from './harness.js';
 export type { BenchOptions, Contender, ContenderResult, RunRecord, RunSettings } from './harness.js';
-export { machineInfo, measureReadBandwidth, weightFloor } from './machine.js';
+export { machineInfo, measureParallelReadBandwidth, measureReadBandwidth, weightFloor } from './machine.js';
 export type { MachineInfo } from './machine.js';
 export { renderSvg, renderTable, toJson } from './report.js';
 export type { BenchReport } from './report.js';
