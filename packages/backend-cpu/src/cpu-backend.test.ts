@@ -1,3 +1,4 @@
+import type { HostTensor, ProgramDefinition, WeightStore } from '@gumiho/core';
 import { describeOpsConformance } from '@gumiho/conformance';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from './cpu-backend.js';
@@ -25,3 +26,65 @@ describe('createCpuBackend', () => {
 
 describeOpsConformance('cpu (wasm-simd)', () => createCpuBackend({ kernels: 'wasm-simd' }));
 describeOpsConformance('cpu (scalar)', () => createCpuBackend({ kernels: 'scalar' }));
+
+function store(entries: Record<string, HostTensor<'float32'>>): WeightStore {
+  const map = new Map(Object.entries(entries));
+  return { get: (name) => map.get(name), has: (name) => map.has(name), names: () => map.keys() };
+}
+
+describe('op buffers', () => {
+  it('reuses buffers across a long chain of ops (memory stays bounded)', async () => {
+    const backend = createCpuBackend();
+    const [n, c] = [64, 1024];
+    const chain: ProgramDefinition<'x', 'y'> = {
+      name: 'chain',
+      inputs: { x: { dtype: 'float32', shape: ['n', c] } },
+      build(ops, inputs) {
+        let x = inputs.x;
+        for (let i = 0; i < 200; i++) x = ops.add(ops.silu(x), inputs.x);
+        return { y: x };
+      },
+    };
+    const program = await backend.compile(chain, store({}));
+    const x = new Float32Array(n * c).map((_, i) => Math.sin(i));
+    const before = backend.memoryBytes;
+    const { y } = await program.run({ x: { dtype: 'float32', shape: [n, c], data: x } });
+    // 400 op outputs of 256 KiB each would need 100 MiB; a handful of buffers suffice.
+    expect(backend.memoryBytes - before).toBeLessThan(8 * 1024 * 1024);
+    for (let i = 0; i < y.data.length; i += 997) {
+      let expected = x[i]!;
+      for (let step = 0; step < 200; step++) expected = expected / (1 + Math.exp(-expected)) + x[i]!;
+      expect(Math.abs(y.data[i]! - expected)).toBeLessThan(1e-5 * Math.abs(expected) + 1e-5);
+    }
+    program.dispose();
+    backend.dispose();
+  });
+
+  it('stays correct when build branches on shapes (the buffer plan is redone)', async () => {
+    const backend = createCpuBackend();
+    const branchy: ProgramDefinition<'x', 'y'> = {
+      name: 'branchy',
+      inputs: { x: { dtype: 'float32', shape: ['n', 4] } },
+      build(ops, inputs) {
+        const a = ops.silu(inputs.x);
+        const b = ops.add(a, a);
+        const c = ops.mul(b, b);
+        // With more than two rows, `a` lives until the end: a different dataflow than with two.
+        return { y: Number(inputs.x.shape[0]) > 2 ? ops.add(c, a) : ops.add(c, c) };
+      },
+    };
+    const program = await backend.compile(branchy, store({}));
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+    for (const n of [2, 3, 2, 5]) {
+      const x = new Float32Array(n * 4).map((_, i) => i / 7 - 1);
+      const { y } = await program.run({ x: { dtype: 'float32', shape: [n, 4], data: x } });
+      x.forEach((v, i) => {
+        const a = silu(v);
+        const c = (2 * a) ** 2;
+        expect(y.data[i]).toBeCloseTo(n > 2 ? c + a : 2 * c, 5);
+      });
+    }
+    program.dispose();
+    backend.dispose();
+  });
+});

@@ -41,7 +41,7 @@ import {
   type WeightStore,
 } from '@gumiho/core';
 import * as kernels from './kernels.js';
-import { WasmRuntime } from './wasm/runtime.js';
+import { WasmRuntime, type PackedWeight } from './wasm/runtime.js';
 
 /** A tensor held by the CPU backend. */
 class CpuTensor implements TensorRef {
@@ -49,12 +49,18 @@ class CpuTensor implements TensorRef {
     readonly dtype: DType,
     readonly shape: readonly number[],
     readonly data: Float32Array | Int32Array,
+    /** The pool that owns the buffer, for op outputs; undefined for inputs and weights. */
+    readonly pool?: BufferPool,
+    /** Index of the op that produced it within its run (its virtual slot). */
+    readonly slot = -1,
   ) {}
 }
 
 class CpuWeight extends CpuTensor implements WeightRef {
-  /** The copy `linear` reads (in WebAssembly memory when possible), made on first use. */
-  packed: Float32Array | undefined;
+  /** The copy `linear` reads in WebAssembly memory, made on first use (null: none possible). */
+  packed: PackedWeight | null | undefined;
+  /** The float32 copy in WebAssembly memory of a bias, made on first use. */
+  packedBias: Float32Array | undefined;
   constructor(
     readonly name: string,
     shape: readonly number[],
@@ -65,12 +71,14 @@ class CpuWeight extends CpuTensor implements WeightRef {
 }
 
 function asCpu(ref: TensorRef, what: string): CpuTensor {
-  if (!(ref instanceof CpuTensor)) {
-    throw new GumihoError(`${what}: the tensor does not belong to the cpu backend.`, {
-      fix: 'pass only tensors created by the ops of the same run (and weights from its build context).',
-    });
+  if (ref instanceof CpuTensor) {
+    ref.pool?.use(ref);
+    return ref;
   }
-  return ref;
+  if (ref instanceof ShapeTensor) throw new PlanMismatch();
+  throw new GumihoError(`${what}: the tensor does not belong to the cpu backend.`, {
+    fix: 'pass only tensors created by the ops of the same run (and weights from its build context).',
+  });
 }
 
 interface Floats {
@@ -102,23 +110,27 @@ function ints(ref: TensorRef, what: string): Int32Array {
 
 /** Memory shared by all programs of one backend: the WebAssembly runtime (if any) and packed weights. */
 class CpuMemory {
-  private readonly packedWeights = new WeakMap<Float32Array, Float32Array>();
+  private readonly packedWeights = new WeakMap<Float32Array, PackedWeight>();
+  private readonly packedBiases = new WeakMap<Float32Array, Float32Array>();
   /** Frees a packed weight's block when its source array is collected. */
   private readonly weightFinalizer: FinalizationRegistry<number>;
   /** Frees a KV cache's layer blocks when the cache is collected. */
   private readonly cacheFinalizer: FinalizationRegistry<number[]>;
   private readonly ropeTables = new Map<string, kernels.RopeTable>();
 
-  constructor(readonly runtime: WasmRuntime | undefined) {
+  constructor(
+    readonly runtime: WasmRuntime | undefined,
+    private readonly bf16: boolean,
+  ) {
     this.weightFinalizer = new FinalizationRegistry((ptr) => runtime?.releasePointer(ptr));
     this.cacheFinalizer = new FinalizationRegistry((ptrs) => {
       for (const ptr of ptrs) runtime?.releasePointer(ptr);
     });
   }
 
-  /** A zeroed float buffer, in WebAssembly memory when there is room. */
-  allocate(length: number): Float32Array {
-    return this.runtime?.allocate(length) ?? new Float32Array(length);
+  /** A float buffer, in WebAssembly memory when there is room; zeroed unless `zero` is false. */
+  allocate(length: number, zero = true): Float32Array {
+    return this.runtime?.allocate(length, zero) ?? new Float32Array(length);
   }
 
   release(array: Float32Array): void {
@@ -129,15 +141,28 @@ class CpuMemory {
     return this.runtime !== undefined && this.runtime.owns(array);
   }
 
-  /** The copy of `source` that kernels read: packed once into WebAssembly memory, else `source`. */
-  pack(source: Float32Array): Float32Array {
-    if (!this.runtime) return source;
+  /** The copy of the weight `source [rows, cols]` that the matmul kernel reads, packed once per backend; null without room. */
+  pack(source: Float32Array, rows: number, cols: number): PackedWeight | null {
+    if (!this.runtime) return null;
     let packed = this.packedWeights.get(source);
     if (!packed) {
-      packed = this.runtime.allocate(source.length);
+      packed = this.runtime.packWeight(source, rows, cols, this.bf16);
+      if (!packed) return null;
+      this.packedWeights.set(source, packed);
+      this.weightFinalizer.register(source, packed.ptr);
+    }
+    return packed;
+  }
+
+  /** A float32 copy of `source` in WebAssembly memory (for biases), made once; `source` without room. */
+  packVector(source: Float32Array): Float32Array {
+    if (!this.runtime) return source;
+    let packed = this.packedBiases.get(source);
+    if (!packed) {
+      packed = this.runtime.allocate(source.length, false);
       if (!packed) return source;
       packed.set(source);
-      this.packedWeights.set(source, packed);
+      this.packedBiases.set(source, packed);
       this.weightFinalizer.register(source, packed.byteOffset);
     }
     return packed;
@@ -167,22 +192,196 @@ class CpuMemory {
   }
 }
 
-interface Slot {
-  buffer: Float32Array;
-  tensor: CpuTensor | undefined;
+/** Thrown inside a run when the op sequence departs from the buffer plan; the run is redone. */
+class PlanMismatch extends Error {}
+
+/**
+ * Which virtual slots (op outputs) share physical buffers, from a shape-only run of `build`; or
+ * `separate`: every op output gets its own buffer (no reuse, no checks).
+ */
+type BufferPlan = LivenessPlan | 'separate';
+
+interface LivenessPlan {
+  /** Physical buffer of each virtual slot. */
+  readonly assignment: Int32Array;
+  /** Index of the last op that reads each slot; `Infinity` for program outputs. */
+  readonly lastUse: Float64Array;
 }
 
 /**
- * The intermediate buffers of one program: the i-th allocation of a run gets slot i. A slot is
- * reallocated only when a run needs more floats than it holds.
+ * Assigns physical buffers to virtual slots so that slots whose lifetimes do not overlap share a
+ * buffer (greedy interval colouring, best fit by size). A slot defined by op `i` may reuse a
+ * buffer whose previous slot was last read before op `i`, never by op `i` itself, so an op's
+ * output never aliases its inputs.
+ */
+function planBuffers(lastUse: Float64Array, sizes: Float64Array): LivenessPlan {
+  const count = lastUse.length;
+  const assignment = new Int32Array(count);
+  const capacity: number[] = [];
+  const free: number[] = [];
+  const active: { end: number; buffer: number }[] = [];
+  for (let slot = 0; slot < count; slot++) {
+    for (let a = active.length - 1; a >= 0; a--) {
+      if (active[a]!.end < slot) {
+        free.push(active[a]!.buffer);
+        active.splice(a, 1);
+      }
+    }
+    const size = sizes[slot]!;
+    let pick = -1;
+    for (let f = 0; f < free.length; f++) {
+      const candidate = free[f]!;
+      if (pick < 0) pick = f;
+      else {
+        const best = capacity[free[pick]!]!;
+        const have = capacity[candidate]!;
+        // Prefer the smallest buffer that fits, else the largest (it grows least).
+        if ((have >= size && (best < size || have < best)) || (best < size && have > best)) pick = f;
+      }
+    }
+    let buffer: number;
+    if (pick >= 0) {
+      buffer = free[pick]!;
+      free.splice(pick, 1);
+      capacity[buffer] = Math.max(capacity[buffer]!, size);
+    } else {
+      buffer = capacity.length;
+      capacity.push(size);
+    }
+    assignment[slot] = buffer;
+    active.push({ end: lastUse[slot]!, buffer });
+  }
+  return { assignment, lastUse };
+}
+
+/** A tensor of the shape-only run: a shape and the op that produced it. */
+class ShapeTensor implements TensorRef {
+  constructor(
+    readonly dtype: DType,
+    readonly shape: readonly number[],
+    readonly slot = -1,
+  ) {}
+}
+
+/**
+ * The op set on shapes only: runs `build` to learn the dataflow of a run (which op output is read
+ * by which later op) and the size of each output, without computing anything or touching caches.
+ */
+class ShapeOps implements Ops {
+  readonly lastUse: number[] = [];
+  readonly sizes: number[] = [];
+
+  constructor(private readonly cacheRows: (ref: KvLayerRef) => number) {}
+
+  private use(...refs: (TensorRef | undefined)[]): void {
+    for (const ref of refs) {
+      if (ref instanceof ShapeTensor && ref.slot >= 0) this.lastUse[ref.slot] = this.sizes.length;
+    }
+  }
+  private out(rows: unknown, cols: unknown): ShapeTensor {
+    const r = typeof rows === 'number' && rows >= 0 ? rows : 0;
+    const c = typeof cols === 'number' && cols >= 0 ? cols : 0;
+    const slot = this.sizes.length;
+    this.sizes.push(r * c);
+    this.lastUse.push(-1);
+    return new ShapeTensor('float32', [r, c], slot);
+  }
+  /** Marks program outputs as live to the end of the run. */
+  outputs(refs: Iterable<TensorRef>): void {
+    for (const ref of refs) if (ref instanceof ShapeTensor && ref.slot >= 0) this.lastUse[ref.slot] = Infinity;
+  }
+
+  embedding(table: WeightRef, ids: TensorRef): TensorRef {
+    this.use(table, ids);
+    return this.out(ids.shape[0], table.shape[1]);
+  }
+  linear(x: TensorRef, weight: WeightRef, bias?: WeightRef): TensorRef {
+    this.use(x, weight, bias);
+    return this.out(x.shape[0], weight.shape[0]);
+  }
+  add(a: TensorRef, b: TensorRef): TensorRef {
+    this.use(a, b);
+    return this.out(a.shape[0], a.shape[1]);
+  }
+  mul(a: TensorRef, b: TensorRef): TensorRef {
+    this.use(a, b);
+    return this.out(a.shape[0], a.shape[1]);
+  }
+  silu(x: TensorRef): TensorRef {
+    this.use(x);
+    return this.out(x.shape[0], x.shape[1]);
+  }
+  rmsNorm(x: TensorRef, weight: WeightRef): TensorRef {
+    this.use(x, weight);
+    return this.out(x.shape[0], x.shape[1]);
+  }
+  rope(x: TensorRef, positions: TensorRef): TensorRef {
+    this.use(x, positions);
+    return this.out(x.shape[0], x.shape[1]);
+  }
+  attention(q: TensorRef, k: TensorRef, v: TensorRef, options: AttentionOptions): TensorRef {
+    this.use(q, k, v, options.mask);
+    this.cacheRows(options.kv);
+    return this.out(q.shape[0], options.heads * options.headDim);
+  }
+  concat(parts: readonly TensorRef[], axis: 0 | 1): TensorRef {
+    this.use(...parts);
+    let rows = 0;
+    let cols = 0;
+    for (const part of parts) {
+      const r = Number(part.shape[0]);
+      const c = Number(part.shape[1]);
+      if (axis === 0) {
+        rows += r;
+        cols = c;
+      } else {
+        rows = r;
+        cols += c;
+      }
+    }
+    return this.out(rows, cols);
+  }
+  sliceColumns(x: TensorRef, start: number, end: number): TensorRef {
+    this.use(x);
+    return this.out(x.shape[0], end - start);
+  }
+  gatherRows(x: TensorRef, rows: TensorRef): TensorRef {
+    this.use(x, rows);
+    return this.out(rows.shape[0], x.shape[1]);
+  }
+}
+
+interface VirtualSlot {
+  tensor: CpuTensor | undefined;
+  buffer: Float32Array | undefined;
+}
+
+/**
+ * The intermediate buffers of one program. A plan (from a shape-only run) maps the i-th op output
+ * of a run to a physical buffer shared with outputs whose lifetimes do not overlap; buffers grow
+ * when a run has more rows. Every read of an op output is checked against the plan, and a run
+ * that departs from it is redone under a fresh plan, so a `build` that branches on shapes stays
+ * correct.
  */
 class BufferPool {
-  private readonly slots: Slot[] = [];
+  private plan: BufferPlan | undefined;
+  private physical: Float32Array[] = [];
+  private virtual: VirtualSlot[] = [];
   private cursor = 0;
   /** Scratch for the scalar attention kernel's scores. */
   scores = new Float32Array(0);
 
   constructor(private readonly memory: CpuMemory) {}
+
+  get planned(): boolean {
+    return this.plan !== undefined;
+  }
+
+  /** Installs a plan (buffers are kept and reassigned). */
+  setPlan(plan: BufferPlan): void {
+    this.plan = plan;
+    this.virtual = [];
+  }
 
   begin(): void {
     this.cursor = 0;
@@ -190,27 +389,50 @@ class BufferPool {
 
   /** A `[rows, cols]` float32 tensor whose contents are garbage (ops overwrite every element). */
   take(rows: number, cols: number): CpuTensor {
-    const length = rows * cols;
-    let slot = this.slots[this.cursor];
-    if (!slot) {
-      slot = { buffer: this.memory.allocate(length), tensor: undefined };
-      this.slots.push(slot);
-    } else if (slot.buffer.length < length) {
-      this.memory.release(slot.buffer);
-      slot.buffer = this.memory.allocate(length);
-      slot.tensor = undefined;
+    const plan = this.plan;
+    const slot = this.cursor++;
+    let index = slot;
+    if (plan !== 'separate') {
+      if (!plan || slot >= plan.assignment.length) throw new PlanMismatch();
+      index = plan.assignment[slot]!;
     }
-    this.cursor++;
-    const cached = slot.tensor;
-    if (cached && cached.shape[0] === rows && cached.shape[1] === cols) return cached;
-    const data = slot.buffer.length === length ? slot.buffer : slot.buffer.subarray(0, length);
-    slot.tensor = new CpuTensor('float32', [rows, cols], data);
-    return slot.tensor;
+    const length = rows * cols;
+    let buffer = this.physical[index];
+    if (!buffer || buffer.length < length) {
+      if (buffer) this.memory.release(buffer);
+      buffer = this.memory.allocate(Math.max(length, 16), false);
+      this.physical[index] = buffer;
+    }
+    let entry = this.virtual[slot];
+    if (!entry) {
+      entry = { tensor: undefined, buffer: undefined };
+      this.virtual[slot] = entry;
+    }
+    const cached = entry.tensor;
+    if (cached && entry.buffer === buffer && cached.shape[0] === rows && cached.shape[1] === cols) return cached;
+    const data = buffer.length === length ? buffer : buffer.subarray(0, length);
+    entry.buffer = buffer;
+    entry.tensor = new CpuTensor('float32', [rows, cols], data, this, slot);
+    return entry.tensor;
+  }
+
+  /** Checks a read of `tensor` by the current op against the plan. */
+  use(tensor: CpuTensor): void {
+    const plan = this.plan;
+    if (tensor.slot >= 0 && plan && plan !== 'separate' && this.cursor > plan.lastUse[tensor.slot]!) throw new PlanMismatch();
+  }
+
+  /** Checks that `tensor`, a program output, was planned to live to the end. */
+  output(tensor: CpuTensor): void {
+    const plan = this.plan;
+    if (tensor.pool === this && plan && plan !== 'separate' && plan.lastUse[tensor.slot] !== Infinity) throw new PlanMismatch();
   }
 
   dispose(): void {
-    for (const slot of this.slots) this.memory.release(slot.buffer);
-    this.slots.length = 0;
+    for (const buffer of this.physical) this.memory.release(buffer);
+    this.physical = [];
+    this.virtual = [];
+    this.plan = undefined;
   }
 }
 
@@ -253,10 +475,15 @@ class CpuOps implements Ops {
     const result = this.pool.take(input.rows, w.rows);
     const out = result.data as Float32Array;
     if (input.rows === 0) return result;
-    const packed = this.packed(weight as CpuWeight);
+    const packed = this.packed(weight as CpuWeight, w.rows, w.cols);
     const runtime = this.memory.runtime;
-    if (runtime && runtime.owns(packed) && runtime.owns(out)) {
-      runtime.linear(input.data, input.rows, input.cols, packed, w.rows, b && this.packed(bias as CpuWeight), out);
+    if (runtime && packed && runtime.owns(out)) {
+      let packedBias: Float32Array | undefined;
+      if (b) {
+        const biasRef = bias as CpuWeight;
+        packedBias = biasRef.packedBias ??= this.memory.packVector(b);
+      }
+      runtime.linear(input.data, input.rows, input.cols, packed, w.rows, packedBias, out);
     } else {
       kernels.linear(input.data, input.rows, input.cols, w.data, w.rows, b, out);
     }
@@ -422,8 +649,8 @@ class CpuOps implements Ops {
     return result;
   }
 
-  private packed(weight: CpuWeight): Float32Array {
-    if (!weight.packed) weight.packed = this.memory.pack(weight.data as Float32Array);
+  private packed(weight: CpuWeight, rows: number, cols: number): PackedWeight | null {
+    if (weight.packed === undefined) weight.packed = this.memory.pack(weight.data as Float32Array, rows, cols);
     return weight.packed;
   }
 
@@ -497,18 +724,55 @@ class CpuProgram<I extends string, O extends string> implements Program<I, O> {
     for (const name of Object.keys(definition.inputs) as I[]) {
       refs[name] = checkInput(name, definition.inputs[name], inputs[name]);
     }
+    for (let attempt = 0; ; attempt++) {
+      if (!this.pool.planned || attempt > 0) this.pool.setPlan(this.planFor(refs, caches, attempt > 1));
+      try {
+        return this.execute(refs, caches);
+      } catch (error) {
+        // Attention writes its rows past the cache's used rows but marks them pending only at the
+        // end of a run, so redoing a run is safe.
+        if (!(error instanceof PlanMismatch) || attempt > 2) throw error;
+      }
+    }
+  }
+
+  private execute(refs: Readonly<Record<I, TensorRef>>, caches: Readonly<Record<string, KvCache>>): Record<O, HostTensor<'float32'>> {
     const state: RunState = { caches, appended: new Map() };
     this.pool.begin();
-    const outputs = definition.build(new CpuOps(this.memory, this.pool, state), refs, this.context);
-    for (const [name, rows] of state.appended) (caches[name] as HostKvCache).appendPending(rows);
+    const outputs = this.definition.build(new CpuOps(this.memory, this.pool, state), refs, this.context);
     const result = {} as Record<O, HostTensor<'float32'>>;
     for (const name of Object.keys(outputs) as O[]) {
       const tensor = asCpu(outputs[name], `output ${name}`);
       if (tensor.dtype !== 'float32') throw new DTypeError(`output "${name}"`, 'float32', tensor.dtype);
+      this.pool.output(tensor);
       // Copied out of the pool (and out of WebAssembly memory) so it survives later runs.
       result[name] = { dtype: 'float32', shape: [...tensor.shape], data: (tensor.data as Float32Array).slice() };
     }
+    for (const [name, rows] of state.appended) (caches[name] as HostKvCache).appendPending(rows);
     return result;
+  }
+
+  /**
+   * Plans the pool from a shape-only run of `build`. Without a usable shape-only run (or when
+   * `separate`), every op output gets its own buffer: correct, but without reuse.
+   */
+  private planFor(refs: Readonly<Record<I, TensorRef>>, caches: Readonly<Record<string, KvCache>>, separate: boolean): BufferPlan {
+    let lastUse: Float64Array | undefined;
+    let sizes: Float64Array | undefined;
+    if (!separate) {
+      try {
+        const shapes = new ShapeOps((ref) => (caches[ref.cache] instanceof HostKvCache ? (caches[ref.cache] as HostKvCache).used : 0));
+        const shapeRefs = {} as Record<I, TensorRef>;
+        for (const name of Object.keys(refs) as I[]) shapeRefs[name] = new ShapeTensor(refs[name].dtype, refs[name].shape as number[]);
+        const outputs = this.definition.build(shapes, shapeRefs, this.context);
+        shapes.outputs(Object.values(outputs) as TensorRef[]);
+        lastUse = Float64Array.from(shapes.lastUse);
+        sizes = Float64Array.from(shapes.sizes);
+      } catch {
+        lastUse = undefined;
+      }
+    }
+    return lastUse && sizes ? planBuffers(lastUse, sizes) : 'separate';
   }
 
   dispose(): void {
@@ -544,6 +808,12 @@ export interface CpuBackendOptions {
    * `scalar`: always the scalar JavaScript kernels (the reference; slow).
    */
   readonly kernels?: 'auto' | CpuKernels;
+  /**
+   * Store matmul weights whose values are all exactly bfloat16 (the weights of bf16 checkpoints)
+   * as bfloat16 in WebAssembly memory: half the memory and memory traffic, bit-identical results.
+   * Default true; false keeps float32 copies (for comparisons).
+   */
+  readonly bf16Weights?: boolean;
 }
 
 /** The CPU backend: a {@link TensorBackend} that also says which kernels it runs. */
@@ -551,6 +821,11 @@ export interface CpuBackend extends TensorBackend {
   readonly id: 'cpu';
   /** The kernels in use. */
   readonly kernels: CpuKernels;
+  /**
+   * Bytes of WebAssembly memory reserved so far (packed weights, KV caches, op buffers, free
+   * blocks); 0 with the scalar kernels. Memory is reused, never returned to the system.
+   */
+  readonly memoryBytes: number;
 }
 
 /**
@@ -570,7 +845,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       fix: "use Node 20 or later, or create the backend with kernels: 'scalar'.",
     });
   }
-  let memory: CpuMemory | undefined = new CpuMemory(runtime);
+  let memory: CpuMemory | undefined = new CpuMemory(runtime, options.bf16Weights ?? true);
   const live = (): CpuMemory => {
     if (!memory) throw new GumihoError('The cpu backend was disposed.', { fix: 'create a new backend with createCpuBackend().' });
     return memory;
@@ -579,6 +854,9 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     specificationVersion: 'v1',
     id: 'cpu',
     kernels: runtime ? 'wasm-simd' : 'scalar',
+    get memoryBytes() {
+      return runtime?.reservedBytes ?? 0;
+    },
     capabilities: { precision: 'float32', traced: false },
     async compile<I extends string, O extends string>(definition: ProgramDefinition<I, O>, weights: WeightStore): Promise<Program<I, O>> {
       return new CpuProgram(definition, weights, live());

@@ -8,20 +8,30 @@
  */
 import { F32, FunctionBuilder, I32, V128, assembleModule } from './assembler.js';
 
-/** Rows per register block of the multi-row matmul path. */
-const ROWS = 4;
-/** Output columns per register block with {@link ROWS} rows, and with one row. */
-const COLUMNS_MULTI = 2;
-const COLUMNS_SINGLE = 4;
+/** Register blocking of a matmul: rows and output columns per block, and columns per block of one row. */
+export interface Blocking {
+  readonly rows: number;
+  readonly columns: number;
+  readonly singleRowColumns: number;
+}
+/** Blocking of the float32 blocks (x64 has 16 vector registers), used by both weight formats. */
+export const BLOCKING: Record<'f32', Blocking> = {
+  f32: { rows: 4, columns: 2, singleRowColumns: 4 },
+};
 
 /** Exports of the kernel module. */
 export interface KernelExports {
   /**
    * `out[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m])`, pointers in bytes (`bias` 0 for none). Output
    * columns are processed in panels of `panel` columns so that a panel of `w` stays in cache
-   * while every row of `x` passes over it.
+   * while every row of `x` passes over it. `scratch` is unused (same signature as `linearBf16`).
    */
-  linear(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number): void;
+  linear(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number): void;
+  /**
+   * {@link linear} with bfloat16 weights packed by {@link packBf16} (`k` a multiple of 8);
+   * `scratch` holds `panel * k` floats (used from 4 rows on).
+   */
+  linearBf16(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number): void;
   /**
    * Attention of `q [n, heads*headDim]` over `keys, values [total, kvHeads*headDim]` with the
    * additive `mask [n, total]` (entries below -1e29 skip their key). `scores` is scratch for
@@ -50,8 +60,18 @@ function horizontalSum(fn: FunctionBuilder, vector: number): void {
   fn.f32Add();
 }
 
-function emitLinear(fn: FunctionBuilder): void {
-  const [X, N, K, W, M, BIAS, OUT, PANEL] = [0, 1, 2, 3, 4, 5, 6, 7] as const;
+/**
+ * Emits the matmul. `f32`: `w` is float32 `[m, k]`. `bf16`: `w` holds bfloat16 values, 2 bytes
+ * each, `k` a multiple of 8, each group of 8 stored as four 32-bit words `(e[4+j] << 16) | e[j]`
+ * (see {@link packBf16}), so that a shift and a mask turn 16 bytes into elements 0-3 and 4-7 as
+ * float32. With one to three rows the bf16 kernel reads the packed weights directly (half the
+ * memory traffic of float32); with more rows it converts each panel of weights once into
+ * `scratch` and runs the float32 blocks on it. Every path adds the products in the same order, so
+ * results are bit-identical for weights that are exactly bfloat16 (as those of bf16 checkpoints).
+ */
+function emitLinear(fn: FunctionBuilder, format: 'f32' | 'bf16', blocking: Blocking = BLOCKING.f32): void {
+  const { rows: ROWS, columns: COLUMNS_MULTI, singleRowColumns: COLUMNS_SINGLE } = blocking;
+  const [X, N, K, W, M, BIAS, OUT, PANEL, SCRATCH] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
   const i = fn.local(I32);
   const j = fn.local(I32);
   const jb = fn.local(I32);
@@ -59,60 +79,93 @@ function emitLinear(fn: FunctionBuilder): void {
   const p = fn.local(I32);
   const kBytes = fn.local(I32);
   const k4Bytes = fn.local(I32);
-  const maxR = ROWS;
+  const k8Bytes = fn.local(I32);
+  const wBase = fn.local(I32);
   const maxC = Math.max(COLUMNS_MULTI, COLUMNS_SINGLE);
-  const xp = Array.from({ length: maxR }, () => fn.local(I32));
+  const xp = Array.from({ length: ROWS }, () => fn.local(I32));
   const wp = Array.from({ length: maxC }, () => fn.local(I32));
   const wv = Array.from({ length: maxC }, () => fn.local(V128));
-  const acc = Array.from({ length: maxR }, () => Array.from({ length: maxC }, () => fn.local(V128)));
-  const sum = Array.from({ length: maxR }, () => Array.from({ length: maxC }, () => fn.local(F32)));
+  const acc = Array.from({ length: ROWS }, () => Array.from({ length: maxC }, () => fn.local(V128)));
+  const sum = Array.from({ length: ROWS }, () => Array.from({ length: maxC }, () => fn.local(F32)));
   const xv = fn.local(V128);
   const xs = fn.local(F32);
   const bv = fn.local(F32);
+  const pw = fn.local(I32);
+  const q = fn.local(I32);
+  const qEnd = fn.local(I32);
+  const lo = Array.from({ length: maxC }, () => fn.local(V128));
+  const hi = Array.from({ length: maxC }, () => fn.local(V128));
+  const highMask = fn.local(V128);
 
-  /** Computes the `rows x columns` block of the output at (i, j). */
-  const block = (rows: number, columns: number): void => {
+  /** Computes the `rows x columns` block of the output at (i, j), weights at `wBase` in `fmt`. */
+  const block = (rows: number, columns: number, fmt: 'f32' | 'bf16'): void => {
     for (let r = 0; r < rows; r++) {
       fn.get(X).get(i).i32(r).i32Add().get(kBytes).i32Mul().i32Add().set(xp[r]!);
     }
     for (let c = 0; c < columns; c++) {
-      fn.get(W).get(j).i32(c).i32Add().get(kBytes).i32Mul().i32Add().set(wp[c]!);
+      // bf16 rows are k * 2 bytes: half of kBytes.
+      fn.get(wBase).get(j).i32(c).i32Add().get(kBytes).i32Mul();
+      if (fmt === 'bf16') fn.i32(1).raw(0x76 /* i32.shr_u */);
+      fn.i32Add().set(wp[c]!);
     }
     for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) fn.f32x4Const(0).set(acc[r]![c]!);
     fn.i32(0).set(p);
-    // Vector part: four inputs at a time.
-    fn.while(
-      () => fn.get(p).get(k4Bytes).i32LtS(),
-      () => {
-        for (let c = 0; c < columns; c++) fn.get(wp[c]!).get(p).i32Add().v128Load().set(wv[c]!);
-        for (let r = 0; r < rows; r++) {
-          fn.get(xp[r]!).get(p).i32Add().v128Load().set(xv);
+    if (fmt === 'bf16') {
+      // Eight inputs at a time: 16 bytes of weights become two float32 vectors.
+      fn.while(
+        () => fn.get(p).get(k8Bytes).i32LtS(),
+        () => {
+          fn.get(p).i32(1).raw(0x76 /* i32.shr_u */).set(pw);
           for (let c = 0; c < columns; c++) {
-            fn.get(acc[r]![c]!).get(xv).get(wv[c]!).f32x4Mul().f32x4Add().set(acc[r]![c]!);
+            fn.get(wp[c]!).get(pw).i32Add().v128Load().tee(wv[c]!).i32(16).i32x4Shl().set(lo[c]!);
+            fn.get(wv[c]!).get(highMask).v128And().set(hi[c]!);
           }
-        }
-        fn.get(p).i32(16).i32Add().set(p);
-      },
-    );
+          for (let r = 0; r < rows; r++) {
+            fn.get(xp[r]!).get(p).i32Add().v128Load().set(xv);
+            for (let c = 0; c < columns; c++) fn.get(acc[r]![c]!).get(xv).get(lo[c]!).f32x4Mul().f32x4Add().set(acc[r]![c]!);
+            fn.get(xp[r]!).get(p).i32Add().v128Load(16).set(xv);
+            for (let c = 0; c < columns; c++) fn.get(acc[r]![c]!).get(xv).get(hi[c]!).f32x4Mul().f32x4Add().set(acc[r]![c]!);
+          }
+          fn.get(p).i32(32).i32Add().set(p);
+        },
+      );
+    } else {
+      // Four inputs at a time.
+      fn.while(
+        () => fn.get(p).get(k4Bytes).i32LtS(),
+        () => {
+          for (let c = 0; c < columns; c++) fn.get(wp[c]!).get(p).i32Add().v128Load().set(wv[c]!);
+          for (let r = 0; r < rows; r++) {
+            fn.get(xp[r]!).get(p).i32Add().v128Load().set(xv);
+            for (let c = 0; c < columns; c++) {
+              fn.get(acc[r]![c]!).get(xv).get(wv[c]!).f32x4Mul().f32x4Add().set(acc[r]![c]!);
+            }
+          }
+          fn.get(p).i32(16).i32Add().set(p);
+        },
+      );
+    }
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < columns; c++) {
         horizontalSum(fn, acc[r]![c]!);
         fn.set(sum[r]![c]!);
       }
     }
-    // Scalar tail: the last k % 4 inputs.
-    fn.while(
-      () => fn.get(p).get(kBytes).i32LtS(),
-      () => {
-        for (let r = 0; r < rows; r++) {
-          fn.get(xp[r]!).get(p).i32Add().f32Load().set(xs);
-          for (let c = 0; c < columns; c++) {
-            fn.get(sum[r]![c]!).get(xs).get(wp[c]!).get(p).i32Add().f32Load().f32Mul().f32Add().set(sum[r]![c]!);
+    if (fmt === 'f32') {
+      // Scalar tail: the last k % 4 inputs (float32 weights only; bf16 needs k % 8 == 0).
+      fn.while(
+        () => fn.get(p).get(kBytes).i32LtS(),
+        () => {
+          for (let r = 0; r < rows; r++) {
+            fn.get(xp[r]!).get(p).i32Add().f32Load().set(xs);
+            for (let c = 0; c < columns; c++) {
+              fn.get(sum[r]![c]!).get(xs).get(wp[c]!).get(p).i32Add().f32Load().f32Mul().f32Add().set(sum[r]![c]!);
+            }
           }
-        }
-        fn.get(p).i32(4).i32Add().set(p);
-      },
-    );
+          fn.get(p).i32(4).i32Add().set(p);
+        },
+      );
+    }
     fn.get(BIAS).i32(0).i32Ne().if(() => {
       for (let c = 0; c < columns; c++) {
         fn.get(BIAS).get(j).i32(c).i32Add().i32(2).i32Shl().i32Add().f32Load().set(bv);
@@ -129,47 +182,83 @@ function emitLinear(fn: FunctionBuilder): void {
   };
 
   /** Sweeps columns jb..jEnd for the row block at i. */
-  const sweepColumns = (rows: number, columns: number): void => {
+  const sweepColumns = (rows: number, columns: number, fmt: 'f32' | 'bf16'): void => {
     fn.get(jb).set(j);
     fn.while(
       () => fn.get(j).i32(columns).i32Add().get(jEnd).i32LeS(),
       () => {
-        block(rows, columns);
+        block(rows, columns, fmt);
         fn.get(j).i32(columns).i32Add().set(j);
       },
     );
     fn.while(
       () => fn.get(j).get(jEnd).i32LtS(),
       () => {
-        block(rows, 1);
+        block(rows, 1, fmt);
         fn.get(j).i32(1).i32Add().set(j);
       },
     );
   };
 
+  /** All rows over the panel: blocks of ROWS rows, then single rows. */
+  const sweepRows = (fmt: 'f32' | 'bf16'): void => {
+    fn.i32(0).set(i);
+    fn.while(
+      () => fn.get(i).i32(ROWS).i32Add().get(N).i32LeS(),
+      () => {
+        sweepColumns(ROWS, COLUMNS_MULTI, fmt);
+        fn.get(i).i32(ROWS).i32Add().set(i);
+      },
+    );
+    fn.while(
+      () => fn.get(i).get(N).i32LtS(),
+      () => {
+        sweepColumns(1, COLUMNS_SINGLE, fmt);
+        fn.get(i).i32(1).i32Add().set(i);
+      },
+    );
+  };
+
+  fn.i32x4Const(-65536).set(highMask);
   fn.get(K).i32(2).i32Shl().set(kBytes);
   fn.get(K).i32(~3).i32And().i32(2).i32Shl().set(k4Bytes);
+  fn.get(K).i32(~7).i32And().i32(2).i32Shl().set(k8Bytes);
   fn.i32(0).set(jb);
   fn.while(
     () => fn.get(jb).get(M).i32LtS(),
     () => {
       // jEnd = min(jb + panel, m)
       fn.get(jb).get(PANEL).i32Add().get(M).get(jb).get(PANEL).i32Add().get(M).i32LtS().select().set(jEnd);
-      fn.i32(0).set(i);
-      fn.while(
-        () => fn.get(i).i32(ROWS).i32Add().get(N).i32LeS(),
-        () => {
-          sweepColumns(ROWS, COLUMNS_MULTI);
-          fn.get(i).i32(ROWS).i32Add().set(i);
-        },
-      );
-      fn.while(
-        () => fn.get(i).get(N).i32LtS(),
-        () => {
-          sweepColumns(1, COLUMNS_SINGLE);
-          fn.get(i).i32(1).i32Add().set(i);
-        },
-      );
+      if (format === 'f32') {
+        fn.get(W).set(wBase);
+        sweepRows('f32');
+      } else {
+        fn.get(N).i32(ROWS).i32GeS().if(
+          () => {
+            // Convert the panel's rows jb..jEnd to float32 in scratch (rows are contiguous).
+            fn.get(W).get(jb).get(kBytes).i32Mul().i32(1).raw(0x76).i32Add().set(q);
+            fn.get(W).get(jEnd).get(kBytes).i32Mul().i32(1).raw(0x76).i32Add().set(qEnd);
+            fn.get(SCRATCH).set(pw);
+            fn.while(
+              () => fn.get(q).get(qEnd).i32LtS(),
+              () => {
+                fn.get(q).v128Load().set(xv);
+                fn.get(pw).get(xv).i32(16).i32x4Shl().v128Store();
+                fn.get(pw).get(xv).get(highMask).v128And().v128Store(16);
+                fn.get(q).i32(16).i32Add().set(q);
+                fn.get(pw).i32(32).i32Add().set(pw);
+              },
+            );
+            // wBase + j * kBytes addresses scratch row j - jb (wrapping arithmetic).
+            fn.get(SCRATCH).get(jb).get(kBytes).i32Mul().i32Sub().set(wBase);
+            sweepRows('f32');
+          },
+          () => {
+            fn.get(W).set(wBase);
+            sweepRows('bf16');
+          },
+        );
+      }
       fn.get(jb).get(PANEL).i32Add().set(jb);
     },
   );
@@ -323,12 +412,38 @@ function emitAttention(fn: FunctionBuilder): void {
 }
 
 /** Builds the kernel module's binary for a memory with the given limits (64 KiB pages). */
-export function kernelModuleBinary(memory: { initial: number; maximum: number; shared: boolean }): Uint8Array<ArrayBuffer> {
+export function kernelModuleBinary(
+  memory: { initial: number; maximum: number; shared: boolean },
+  blocking: Blocking = BLOCKING.f32,
+): Uint8Array<ArrayBuffer> {
   return assembleModule({
     memory,
     functions: [
-      { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32], build: emitLinear },
+      { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'f32', blocking) },
+      { name: 'linearBf16', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'bf16', blocking) },
       { name: 'attention', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: emitAttention },
     ],
   });
+}
+
+/**
+ * True when every value of `source` is exactly a bfloat16 (its low 16 bits are zero), as the
+ * weights of bf16 checkpoints converted to float32 are.
+ */
+export function isExactBf16(source: Float32Array): boolean {
+  const bits = new Uint32Array(source.buffer, source.byteOffset, source.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i]! & 0xffff) !== 0) return false;
+  return true;
+}
+
+/**
+ * Writes `source [rows, k]` (exact bfloat16 values, `k` a multiple of 8) as the kernel's packed
+ * bfloat16 layout into `target` (`rows * k / 2` words): per group of 8 elements, word `j` is
+ * `(e[4+j] & 0xffff0000) | (e[j] >>> 16)`.
+ */
+export function packBf16(source: Float32Array, target: Uint32Array): void {
+  const bits = new Uint32Array(source.buffer, source.byteOffset, source.length);
+  for (let g = 0, w = 0; g < bits.length; g += 8, w += 4) {
+    for (let j = 0; j < 4; j++) target[w + j] = ((bits[g + 4 + j]! & 0xffff0000) | (bits[g + j]! >>> 16)) >>> 0;
+  }
 }

@@ -6,7 +6,14 @@
  * `Float32Array` views that the backend hands out: buffers allocated before a growth stay valid.
  * A view's `byteOffset` is its pointer in the kernels' address space.
  */
-import { kernelModuleBinary, type KernelExports } from './kernel-module.js';
+import { isExactBf16, kernelModuleBinary, packBf16, type KernelExports } from './kernel-module.js';
+
+/** A weight copied into the kernels' memory: float32, or packed bfloat16 (half the bytes, exact). */
+export interface PackedWeight {
+  readonly format: 'f32' | 'bf16';
+  /** Byte address in the kernels' memory. */
+  readonly ptr: number;
+}
 
 const PAGE_BYTES = 65536;
 /** 2 GiB: pointers stay positive as signed i32, which the kernels' loop comparisons rely on. */
@@ -59,8 +66,11 @@ export class WasmRuntime {
   private readonly sizes = new Map<number, number>();
   private readonly free: FreeBlock[] = [];
   private top = ALIGN;
+  private highWater = ALIGN;
   private scratchPtr = 0;
   private scratchBytes = 0;
+  private panelPtr = 0;
+  private panelBytes = 0;
   private disposed = false;
   private heapView: Float32Array;
 
@@ -96,10 +106,11 @@ export class WasmRuntime {
   }
 
   /**
-   * A zeroed buffer of `length` floats in the kernels' memory, or `undefined` when the memory
-   * cannot grow that far (callers then fall back to ordinary arrays and scalar kernels).
+   * A buffer of `length` floats in the kernels' memory (zeroed unless `zero` is false), or
+   * `undefined` when the memory cannot grow that far (callers then fall back to ordinary arrays
+   * and scalar kernels).
    */
-  allocate(length: number): Float32Array | undefined {
+  allocate(length: number, zero = true): Float32Array | undefined {
     if (this.disposed) return undefined;
     const size = Math.max(ALIGN, Math.ceil((length * 4) / ALIGN) * ALIGN);
     let ptr = -1;
@@ -133,7 +144,10 @@ export class WasmRuntime {
     }
     this.sizes.set(ptr, size);
     const view = new Float32Array(this.memory.buffer, ptr, length);
-    view.fill(0);
+    // Memory past the high-water mark was never written: it is still zero (and untouched pages
+    // are costly to touch twice).
+    if (zero && ptr < this.highWater) view.fill(0);
+    this.highWater = Math.max(this.highWater, ptr + size);
     return view;
   }
 
@@ -170,6 +184,25 @@ export class WasmRuntime {
     }
   }
 
+  /**
+   * Copies the weight `source [rows, cols]` into memory for {@link linear}: as packed bfloat16
+   * when `bf16` is allowed, `cols` is a multiple of 8 and every value is exactly a bfloat16 (then
+   * results are bit-identical to float32 weights, at half the memory traffic), else as float32.
+   * `undefined` when memory is exhausted.
+   */
+  packWeight(source: Float32Array, rows: number, cols: number, bf16: boolean): PackedWeight | undefined {
+    if (bf16 && cols % 8 === 0 && rows * cols === source.length && isExactBf16(source)) {
+      const view = this.allocate(source.length / 2, false);
+      if (!view) return undefined;
+      packBf16(source, new Uint32Array(view.buffer, view.byteOffset, source.length / 2));
+      return { format: 'bf16', ptr: view.byteOffset };
+    }
+    const view = this.allocate(source.length, false);
+    if (!view) return undefined;
+    view.set(source);
+    return { format: 'f32', ptr: view.byteOffset };
+  }
+
   /** Scratch space of at least `bytes` bytes, valid until the next call (pointer). */
   private scratch(bytes: number): number {
     if (this.scratchBytes < bytes) {
@@ -182,6 +215,18 @@ export class WasmRuntime {
     return this.scratchPtr;
   }
 
+  /** A second scratch area (the bf16 kernel's converted weight panel) of at least `bytes` bytes. */
+  private panelScratch(bytes: number): number {
+    if (this.panelBytes < bytes) {
+      if (this.panelPtr) this.releasePointer(this.panelPtr);
+      const view = this.allocate(Math.max(bytes, 65536) / 4, false);
+      if (!view) throw new RangeError('the WebAssembly memory is exhausted');
+      this.panelPtr = view.byteOffset;
+      this.panelBytes = view.byteLength;
+    }
+    return this.panelPtr;
+  }
+
   /** Copies `array` into scratch at byte `offset` unless it is already in memory; returns its pointer. */
   private pointerOf(array: Float32Array, base: number, offset: number): number {
     if (this.owns(array)) return array.byteOffset;
@@ -191,10 +236,10 @@ export class WasmRuntime {
   }
 
   /**
-   * `out[n, m] = x[n, k] · w[m, k]ᵀ (+ bias)`. `w` and `out` must be in memory; `x` and `bias`
-   * are copied to scratch when they are not.
+   * `out[n, m] = x[n, k] · w[m, k]ᵀ (+ bias)`. `w` comes from {@link packWeight}; `out` must be
+   * in memory; `x` and `bias` are copied to scratch when they are not.
    */
-  linear(x: Float32Array, n: number, k: number, w: Float32Array, m: number, bias: Float32Array | undefined, out: Float32Array): void {
+  linear(x: Float32Array, n: number, k: number, w: PackedWeight, m: number, bias: Float32Array | undefined, out: Float32Array): void {
     let xPtr = x.byteOffset;
     let biasPtr = bias && this.owns(bias) ? bias.byteOffset : 0;
     const copyX = !this.owns(x);
@@ -207,7 +252,8 @@ export class WasmRuntime {
     }
     // A panel of w of about 64 KiB stays in L2 while all rows pass over it.
     const panel = Math.max(4, Math.floor(16384 / Math.max(1, k)) & ~3);
-    this.kernels.linear(xPtr, n, k, w.byteOffset, m, biasPtr, out.byteOffset, panel);
+    if (w.format === 'bf16') this.kernels.linearBf16(xPtr, n, k, w.ptr, m, biasPtr, out.byteOffset, panel, this.panelScratch(panel * k * 4));
+    else this.kernels.linear(xPtr, n, k, w.ptr, m, biasPtr, out.byteOffset, panel, 0);
   }
 
   /**
