@@ -74,7 +74,8 @@ async function main(): Promise<void> {
 
   const floorProgram = await backend.compile(linearsOnly(model.config), target.weights);
 
-  console.log('\n| M | ms | cost(M)/cost(1) | matmuls only, ms | ratio |\n|---|---|---|---|---|');
+  // Medians, and minimums (on a shared machine the minimum is the better estimate of the cost alone).
+  console.log('\n| M | ms (median) | ms (min) | cost(M)/cost(1) (min) | matmuls only, ms (min) | ratio (min) |\n|---|---|---|---|---|---|');
   let single = 0;
   for (const m of [1, 2, 4, 8, 16, 32, 64]) {
     const ids = Int32Array.from({ length: m }, (_, i) => 5 + i);
@@ -96,10 +97,10 @@ async function main(): Promise<void> {
         floorTimes.push(floorElapsed);
       }
     }
-    const ms = median(times);
-    const floorMs = median(floorTimes);
+    const ms = Math.min(...times);
+    const floorMs = Math.min(...floorTimes);
     if (m === 1) single = ms;
-    console.log(`| ${m} | ${ms.toFixed(2)} | ${(ms / single).toFixed(2)} | ${floorMs.toFixed(2)} | ${(ms / floorMs).toFixed(2)} |`);
+    console.log(`| ${m} | ${median(times).toFixed(2)} | ${ms.toFixed(2)} | ${(ms / single).toFixed(2)} | ${floorMs.toFixed(2)} | ${(ms / floorMs).toFixed(2)} |`);
   }
 
   // Plain greedy decoding from the 300-token prefix.
@@ -114,7 +115,9 @@ async function main(): Promise<void> {
     token = argmax(logits);
   }
   const wall = performance.now() - startAll;
-  console.log(`\nvanilla greedy decoding, ${newTokens} tokens after 300: ${(newTokens / (wall / 1000)).toFixed(1)} tokens/s, median ${median(decodeTimes).toFixed(2)} ms/token`);
+  console.log(
+    `\nvanilla greedy decoding, ${newTokens} tokens after 300: ${(newTokens / (wall / 1000)).toFixed(1)} tokens/s, median ${median(decodeTimes).toFixed(2)} ms/token, min ${Math.min(...decodeTimes).toFixed(2)} ms/token`,
+  );
   console.log(`rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB at the end`);
   floorProgram.dispose();
   target.dispose();

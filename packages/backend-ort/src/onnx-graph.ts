@@ -157,6 +157,14 @@ export class GraphBuilder {
     return name;
   }
 
+  /** The values of an int64 constant made by {@link int64}, or `undefined`. */
+  int64Values(name: string): number[] | undefined {
+    for (const [key, value] of this.constants) {
+      if (value === name && key.startsWith('i64:')) return key.slice(key.lastIndexOf(':') + 1).split(',').map(Number);
+    }
+    return undefined;
+  }
+
   /** An embedded float32 constant (deduplicated by value). Keep these small. */
   float32(values: ArrayLike<number>, shape: readonly number[] = [values.length]): string {
     const array = Float32Array.from(values as ArrayLike<number>);
@@ -199,6 +207,32 @@ export class GraphBuilder {
   embeddedFloat32(name: string, data: Float32Array, shape: readonly number[]): string {
     this.reserve(name);
     this.initializers.push({ name, dataType: ELEMENT_TYPE.float32, dims: [...shape], rawData: bytesOf(data) });
+    return name;
+  }
+
+  /**
+   * Rows `[rowStart, rowEnd)` of an external 2-D initializer added with {@link externalFloat32},
+   * as a new initializer over the same bytes (an offset into the same external location: no copy).
+   * Returns `undefined` when `source` is not such an initializer.
+   */
+  externalRows(source: string, rowStart: number, rowEnd: number): string | undefined {
+    const initializer = this.initializers.find((candidate) => candidate.name === source);
+    const location = initializer?.externalData?.find((entry) => entry.key === 'location')?.value;
+    const dims = initializer?.dims?.map(Number);
+    if (!initializer || !location || !dims || dims.length !== 2) return undefined;
+    const cols = dims[1]!;
+    const name = this.fresh(`${source}.rows_${rowStart}_${rowEnd}`);
+    this.initializers.push({
+      name,
+      dataType: ELEMENT_TYPE.float32,
+      dims: [rowEnd - rowStart, cols],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(rowStart * cols * 4) },
+        { key: 'length', value: String((rowEnd - rowStart) * cols * 4) },
+      ],
+    });
     return name;
   }
 

@@ -116,6 +116,31 @@ describe('ops against the cpu backend', () => {
   });
 });
 
+describe('splitting fused projections by weight rows', () => {
+  it('computes only the used column ranges, from views of the same weight bytes', async () => {
+    const program: ProgramDefinition<'x', 'a' | 'b'> = {
+      name: 'projection-slices',
+      inputs: { x: { dtype: 'float32', shape: ['n', 8] } },
+      build(ops, inputs, context) {
+        const projected = ops.linear(inputs.x, context.weight('w')); // [n, 12]
+        // Columns 3..5 and 9..11 are never used.
+        return { a: ops.sliceColumns(projected, 0, 3), b: ops.sliceColumns(projected, 5, 9) };
+      },
+    };
+    const next = random(13);
+    const weights = mapStore([['w', randomTensor([12, 8], next)]]);
+    const compiled = await ort.compile(program, weights);
+    expect(compiled.info.splitLinears).toBe(1);
+    expect(compiled.info.weightBytes).toBe(12 * 8 * 4);
+    compiled.dispose();
+    for (const n of [1, 4]) {
+      const { maxOutputDiff, outputs } = await compareBackends(program as ProgramDefinition, weights, cpu, ort, [{ inputs: { x: randomTensor([n, 8], next) } }]);
+      expect(maxOutputDiff).toBeLessThan(TOLERANCE);
+      expect(outputs[0]!['b']!.shape).toEqual([n, 4]);
+    }
+  });
+});
+
 /** Attention over a cache, with q/k/v and the mask as inputs. */
 function attentionProgram(heads: number, kvHeads: number, headDim: number, capacity: number, scale?: number): ProgramDefinition<'q' | 'k' | 'v' | 'mask', 'out'> {
   return {
@@ -260,9 +285,10 @@ describe('a tiny random Llama against the cpu backend', () => {
     expect(result.maxOutputDiff).toBeLessThan(TOLERANCE);
     expect(result.maxCacheDiff).toBeLessThan(TOLERANCE);
     const compiled = await ort.compile(program, weights);
-    // Per layer: skip-norm, qkv, split, 2 rope, 2 concat, attention, o, skip-norm, gate_up, split,
-    // silu, mul, down, plus 2 identities for the new cache rows.
-    expect(compiled.info.nodes).toBeLessThan(2 * 17 + 14);
+    // Per layer: skip-norm, q, k, v, 2 rope, 2 concat, attention, o, skip-norm, gate, up, silu,
+    // mul, down (17); plus embedding, rope tables, final norm, LM head and the stacked new rows.
+    expect(compiled.info.splitLinears).toBe(4);
+    expect(compiled.info.nodes).toBeLessThanOrEqual(2 * 17 + 14);
     compiled.dispose();
   });
 });

@@ -31,7 +31,7 @@ import {
 import type * as Ort from 'onnxruntime-node';
 import { MS_DOMAIN } from './onnx-graph.js';
 import { checkProviders, loadOrt, selectProvider, type OrtExecutionProvider, type OrtModule } from './ort-runtime.js';
-import { elideOutputIdentities, fuseSkipNorm, mergeSlices } from './rewrite.js';
+import { elideOutputIdentities, fuseSkipNorm, mergeSlices, splitLinearsByRows } from './rewrite.js';
 import { traceProgram, type CacheBinding, type TraceResult } from './tracer.js';
 
 /** Options of {@link createOrtBackend}. */
@@ -72,6 +72,8 @@ export interface OrtProgramInfo {
   /** Number of `add → rmsNorm` pairs fused, and slice groups merged into `Split`s. */
   readonly fusedSkipNorms: number;
   readonly mergedSlices: number;
+  /** Fused projections followed by a `Split` that became one matmul per segment. */
+  readonly splitLinears: number;
   /** Bytes of weight data handed to ONNX Runtime. */
   readonly weightBytes: number;
 }
@@ -252,6 +254,7 @@ export async function createOrtBackend(options: OrtBackendOptions = {}): Promise
       const outputValues = new Set(trace.outputs.map((output) => output.value));
       const fusedSkipNorms = fuseSkipNorm(graph, trace.adds, outputValues);
       const mergedSlices = mergeSlices(graph, trace.slices);
+      const splitLinears = splitLinearsByRows(graph);
       elideOutputIdentities(graph);
       const model = graph.encode(definition.name, OPSETS, IR_VERSION);
       if (options.dumpGraphsTo) await writeFile(join(options.dumpGraphsTo, `${definition.name}.onnx`), model);
@@ -260,6 +263,7 @@ export async function createOrtBackend(options: OrtBackendOptions = {}): Promise
         nodes: graph.nodeCount,
         fusedSkipNorms,
         mergedSlices,
+        splitLinears,
         weightBytes: external.reduce((sum, blob) => sum + blob.data.byteLength, 0),
       };
       let session: Ort.InferenceSession;

@@ -6,6 +6,8 @@
  *   `com.microsoft.SkipSimplifiedLayerNormalization` that returns `y` and the sum `s`.
  * - {@link mergeSlices}: disjoint `sliceColumns` of one tensor (a fused QKV or gate/up output)
  *   → one `Split`.
+ * - {@link splitLinearsByRows}: a `linear` whose only consumer is such a `Split` → one matmul
+ *   per kept segment over a row range of the same weight bytes (no `Split` kernel, no copy).
  * - {@link elideOutputIdentities}: `Identity` nodes that only give a computed value its graph
  *   output name → the producer writes the output directly.
  */
@@ -133,4 +135,59 @@ export function elideOutputIdentities(graph: GraphBuilder): number {
   nodes.length = 0;
   nodes.push(...kept);
   return removed.size;
+}
+
+/**
+ * Replaces `FusedMatMul(x, W, transB) → Split(axis 2)` by one `FusedMatMul` per used segment over
+ * rows of `W` (external-data views of the same bytes). A `Split` of a one-row activation costs
+ * about as much as a small matmul, and the fused projections of a Llama layer (QKV, gate/up)
+ * would otherwise need one per projection. Returns the number of splits removed.
+ */
+export function splitLinearsByRows(graph: GraphBuilder): number {
+  const nodes = graph.graphNodes;
+  const uses = consumers(nodes);
+  const boundary = graph.boundaryNames;
+  const producer = new Map<string, Node>();
+  for (const node of nodes) for (const output of node.output ?? []) producer.set(output, node);
+  const constants = new Map<string, number[]>();
+  let removed = 0;
+  const replacements = new Map<Node, Node[]>();
+  const dropped = new Set<Node>();
+  for (const split of nodes) {
+    if (split.opType !== 'Split' || split.input!.length !== 2) continue;
+    const axis = split.attribute?.find((attribute) => attribute.name === 'axis');
+    if (Number(axis?.i) !== 2) continue;
+    const matmul = producer.get(split.input![0]!);
+    if (!matmul || matmul.opType !== 'FusedMatMul' || uses.get(split.input![0]!) !== 1 || boundary.has(split.input![0]!)) continue;
+    const transB = matmul.attribute?.find((attribute) => attribute.name === 'transB');
+    if (Number(transB?.i) !== 1 || matmul.attribute!.length > 2) continue;
+    const sizes = constants.get(split.input![1]!) ?? graph.int64Values(split.input![1]!);
+    if (!sizes) continue;
+    constants.set(split.input![1]!, sizes);
+    const parts: Node[] = [];
+    let start = 0;
+    let ok = true;
+    sizes.forEach((size, index) => {
+      const output = split.output![index]!;
+      if ((uses.get(output) ?? 0) > 0 || boundary.has(output)) {
+        const rows = graph.externalRows(matmul.input![1]!, start, start + size);
+        if (!rows) ok = false;
+        else parts.push({ ...matmul, name: graph.fresh('n_FusedMatMul'), input: [matmul.input![0]!, rows], output: [output] });
+      }
+      start += size;
+    });
+    if (!ok) continue;
+    replacements.set(matmul, parts);
+    dropped.add(split);
+    removed++;
+  }
+  if (removed === 0) return 0;
+  const rebuilt: Node[] = [];
+  for (const node of nodes) {
+    if (dropped.has(node)) continue;
+    rebuilt.push(...(replacements.get(node) ?? [node]));
+  }
+  nodes.length = 0;
+  nodes.push(...rebuilt);
+  return removed;
 }
