@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   const spinning = process.argv.includes('--spin');
   const providers = (flag('providers') ?? 'cpu').split(',') as OrtExecutionProvider[];
   const model = await loadModelFolder(folder);
+  const rssLoaded = process.memoryUsage().rss;
   const backend: TensorBackend = await createOrtBackend({ executionProviders: providers, threads, spinning });
   const started = performance.now();
   const target = await createLlamaTarget({ backend, model, maxContext: 1024 });
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   const info = (target.program as OrtProgram).info;
   console.log(`model ${model.name} (${folder}); backend ${backend.id}, threads ${threads}, spinning ${spinning}`);
   console.log(`compile ${compileMs.toFixed(0)} ms; graph nodes ${info.nodes} (skip-norm fusions ${info.fusedSkipNorms}, splits ${info.mergedSlices}); weights ${(info.weightBytes / 1e6).toFixed(1)} MB`);
-  console.log(`rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB after compile`);
+  console.log(`rss ${(rssLoaded / 1e6).toFixed(0)} MB with the model loaded, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB after fusing the projections and compiling`);
 
   const vocab = model.config.vocabSize;
   const prompt = Int32Array.from({ length: 300 }, (_, i) => 1 + ((i * 7919) % (vocab - 1)));

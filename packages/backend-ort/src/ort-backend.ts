@@ -210,7 +210,8 @@ class OrtProgramImpl<I extends string, O extends string> implements OrtProgram<I
   dispose(): void {
     const session = this.session;
     this.session = undefined;
-    void session?.release();
+    // Releasing twice or after a failed run must not become an unhandled rejection.
+    session?.release().catch(() => undefined);
   }
 }
 
