@@ -24,6 +24,7 @@ import { DEFAULT_MODEL, createLlamaTarget, createProgressBar, loadModelFolder, r
 import { createSampler } from '@gumiho/samplers';
 import { createVerifier } from '@gumiho/verify';
 import { BACKENDS, DEFAULT_BACKEND, backendFactory } from './backends.js';
+import { PEERS, transformersJsContender } from './peers.js';
 import { POLICIES, policyFactory } from './policies.js';
 import type { CliIo, DraftOptions } from './main.js';
 
@@ -45,6 +46,8 @@ alternated prompt by prompt, medians and same-run speedups. Prints a table (or J
                             against vanilla's)
   --seed <s>                default 1 (each prompt and repeat derives its own seed)
   --repeats <r>             passes over the prompt set (default 1)
+  --peers <list>            also time peer libraries on the same model: transformers.js
+                            (exports the model with export-onnx once, under .cache/gumiho/onnx)
   --heads-dir <folder>      folder holding <policy>/ head folders (default: heads/<model>/)
   --total-tokens <n|auto>   tree size for every policy; auto (default) measures each policy's best
   --fta <mode>              Gumiho Full Tree Attention: off, exact (default), official
@@ -64,6 +67,7 @@ const BENCH_OPTIONS = {
   seed: { type: 'string' },
   repeats: { type: 'string' },
   'heads-dir': { type: 'string' },
+  peers: { type: 'string' },
   'total-tokens': { type: 'string' },
   'top-k-draft': { type: 'string' },
   depth: { type: 'string' },
@@ -86,6 +90,7 @@ export interface BenchCommand {
   readonly seed: number;
   readonly repeats: number;
   readonly headsDir: string | undefined;
+  readonly peers: readonly string[];
   readonly draft: DraftOptions;
   readonly json: boolean;
   readonly out: string | undefined;
@@ -139,11 +144,23 @@ export function parseBenchArgs(
     seed: integer('seed', values.seed, 1, 0),
     repeats: integer('repeats', values.repeats, 1, 1),
     headsDir: values['heads-dir'] === undefined ? undefined : resolve(cwd, values['heads-dir']),
+    peers: parsePeers(values.peers),
     draft: parseDraftOptions(values, cwd),
     json: values.json ?? false,
     out: values.out === undefined ? undefined : resolve(cwd, values.out),
     verbose: values.verbose ?? false,
   };
+}
+
+function parsePeers(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const peers = text.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  for (const peer of peers) {
+    if (!(PEERS as readonly string[]).includes(peer)) {
+      throw new InvalidArgumentError('peers', `Unknown peer "${peer}"; available peers: ${PEERS.join(', ')}.`, { fix: `pass --peers ${PEERS[0]}, or drop it.` });
+    }
+  }
+  return peers;
 }
 
 /** Float32 bytes of a Llama's weights, read once per forward (tied embeddings counted once). */
@@ -217,6 +234,9 @@ export async function runBenchCommand(command: BenchCommand, io: CliIo, root: st
           return { tokenIds, ...stats };
         },
       });
+    }
+    for (const peer of command.peers) {
+      if (peer === 'transformers.js') contenders.push(await transformersJsContender(model.path, model.name, io.env.GUMIHO_CACHE_DIR ?? join(root, '.cache', 'gumiho')));
     }
     if (command.verbose && budgets.length) io.stderr.write(`[gumiho] tree budgets: ${budgets.join(', ')}\n`);
     const bandwidth = await measureParallelReadBandwidth();
