@@ -112,57 +112,65 @@ export function describeTargetConformance(
       backend?.dispose();
     });
 
-    it.each(cases)('case $label: the tokenizer reproduces the prompt ids', ({ golden }) => {
-      expect(Array.from(model.tokenizer!.encode(golden.prompt))).toEqual(golden.ids);
-    });
-
-    it.each(cases)('case $label: prompt logits, hidden state and top-10 at every position', async ({ golden }) => {
-      target.cache.reset();
-      const n = golden.ids.length;
-      const result = await causal(target, golden.ids, 0, range(0, n));
-      const vocab = target.config.vocabSize;
-      const hidden = target.config.hiddenSize;
-      expect(result.logits.length).toBe(n * vocab);
-      expect(result.hidden.length).toBe(n * hidden);
-      expect(maxAbsDiff(result.logits, golden.last_logits, (n - 1) * vocab)).toBeLessThan(tolerance);
-      expect(maxAbsDiff(result.hidden, golden.last_hidden, (n - 1) * hidden)).toBeLessThan(tolerance);
-      for (let position = 0; position < n; position++) {
-        const ids = golden.top10_ids[position]!;
-        const values = golden.top10_logits[position]!;
-        const offset = position * vocab;
-        for (let k = 0; k < ids.length; k++) {
-          expect(Math.abs(result.logits[offset + ids[k]!]! - values[k]!), `position ${position}, token ${ids[k]}`).toBeLessThan(tolerance);
-        }
-        // The argmax must agree unless the reference itself has a near-tie at the top.
-        if (values[0]! - values[1]! > 2 * tolerance) expect(argmax(result.logits, offset, vocab)).toBe(ids[0]);
-      }
-      target.cache.rollback();
-    });
-
-    it.each(cases)('case $label: the greedy continuation is the argmax at every position (one teacher-forced forward)', async ({ golden }) => {
-      target.cache.reset();
-      const sequence = [...golden.ids, ...golden.greedy64];
-      const n = golden.ids.length;
-      const rows = range(n - 1, golden.greedy64.length);
-      const result = await causal(target, sequence, 0, rows);
-      const vocab = target.config.vocabSize;
-      const predicted = Array.from(rows, (_, i) => argmax(result.logits, i * vocab, vocab));
-      expect(predicted).toEqual(golden.greedy64);
-      target.cache.rollback();
-    });
-
-    it.each(cases)('case $label: greedy64 through the decoding loop (vanilla)', async ({ golden }) => {
-      const decoder = createSpeculativeDecoder({
-        target,
-        tokenizer: model.tokenizer,
-        verifier: createVerifier(),
-        sampler: createSampler({ temperature: 0 }),
+    for (const { label, golden } of cases) {
+      it(`case ${label}: the tokenizer reproduces the prompt ids`, () => {
+        expect(Array.from(model.tokenizer!.encode(golden.prompt))).toEqual(golden.ids);
       });
-      const result = await decoder.generate({ prompt: golden.prompt, maxNewTokens: golden.greedy64.length });
-      expect(Array.from(result.tokenIds)).toEqual(golden.greedy64);
-      expect(result.text).toBe(golden.greedy64_text);
-      expect(result.stats.rounds).toBe(golden.greedy64.length);
-    });
+    }
+
+    for (const { label, golden } of cases) {
+      it(`case ${label}: prompt logits, hidden state and top-10 at every position`, async () => {
+        target.cache.reset();
+        const n = golden.ids.length;
+        const result = await causal(target, golden.ids, 0, range(0, n));
+        const vocab = target.config.vocabSize;
+        const hidden = target.config.hiddenSize;
+        expect(result.logits.length).toBe(n * vocab);
+        expect(result.hidden.length).toBe(n * hidden);
+        expect(maxAbsDiff(result.logits, golden.last_logits, (n - 1) * vocab)).toBeLessThan(tolerance);
+        expect(maxAbsDiff(result.hidden, golden.last_hidden, (n - 1) * hidden)).toBeLessThan(tolerance);
+        for (let position = 0; position < n; position++) {
+          const ids = golden.top10_ids[position]!;
+          const values = golden.top10_logits[position]!;
+          const offset = position * vocab;
+          for (let k = 0; k < ids.length; k++) {
+            expect(Math.abs(result.logits[offset + ids[k]!]! - values[k]!), `position ${position}, token ${ids[k]}`).toBeLessThan(tolerance);
+          }
+          // The argmax must agree unless the reference itself has a near-tie at the top.
+          if (values[0]! - values[1]! > 2 * tolerance) expect(argmax(result.logits, offset, vocab)).toBe(ids[0]);
+        }
+        target.cache.rollback();
+      });
+    }
+
+    for (const { label, golden } of cases) {
+      it(`case ${label}: the greedy continuation is the argmax at every position (one teacher-forced forward)`, async () => {
+        target.cache.reset();
+        const sequence = [...golden.ids, ...golden.greedy64];
+        const n = golden.ids.length;
+        const rows = range(n - 1, golden.greedy64.length);
+        const result = await causal(target, sequence, 0, rows);
+        const vocab = target.config.vocabSize;
+        const predicted = Array.from(rows, (_, i) => argmax(result.logits, i * vocab, vocab));
+        expect(predicted).toEqual(golden.greedy64);
+        target.cache.rollback();
+      });
+    }
+
+    for (const { label, golden } of cases) {
+      it(`case ${label}: greedy64 through the decoding loop (vanilla)`, async () => {
+        const decoder = createSpeculativeDecoder({
+          target,
+          tokenizer: model.tokenizer,
+          verifier: createVerifier(),
+          sampler: createSampler({ temperature: 0 }),
+        });
+        const result = await decoder.generate({ prompt: golden.prompt, maxNewTokens: golden.greedy64.length });
+        expect(Array.from(result.tokenIds)).toEqual(golden.greedy64);
+        expect(result.text).toBe(golden.greedy64_text);
+        expect(result.stats.rounds).toBe(golden.greedy64.length);
+      });
+    }
 
     it('a tree forward equals causal forwards of each branch, and compaction keeps the right rows', async () => {
       const golden = longest();
