@@ -1,5 +1,5 @@
 import { createCpuBackend } from '@gumiho/backend-cpu';
-import { BackendUnavailableError, GumihoError, InvalidArgumentError, ShapeMismatchError, type HostTensor, type ProgramDefinition } from '@gumiho/core';
+import { BackendUnavailableError, GumihoError, HostKvCache, InvalidArgumentError, ShapeMismatchError, type HostTensor, type ProgramDefinition } from '@gumiho/core';
 import { buildAttentionMask, createLlamaProgram, fuseLlamaWeights, randomLlamaTensors, type LlamaInput } from '@gumiho/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrtBackend, type OrtBackend } from './index.js';
@@ -236,6 +236,54 @@ describe('attention and the KV cache', () => {
     expect(cache.pending).toBe(0);
     program.dispose();
     await expect(program.run(step.inputs, { main: cache })).rejects.toBeInstanceOf(GumihoError);
+  });
+
+  it('binds two caches in one program, with row counts known only after the run', async () => {
+    const [heads, kvHeads, headDim] = [2, 1, 4];
+    const width = heads * headDim;
+    // Rows of the second cache's new keys come from a concat ('a' + 'b' rows): not an input dim.
+    const program: ProgramDefinition<'x' | 'y' | 'maskX' | 'maskXY', 'out' | 'both'> = {
+      name: 'two-caches',
+      inputs: {
+        x: { dtype: 'float32', shape: ['a', width] },
+        y: { dtype: 'float32', shape: ['b', width] },
+        maskX: { dtype: 'float32', shape: ['a', 'tx'] },
+        maskXY: { dtype: 'float32', shape: ['ab', 'txy'] },
+      },
+      caches: { first: { layers: 1, kvHeads, headDim, capacity: 16 }, second: { layers: 1, kvHeads, headDim, capacity: 6 } },
+      build(ops, inputs, context) {
+        const kv = (t: typeof inputs.x) => ops.sliceColumns(t, 0, kvHeads * headDim);
+        const out = ops.attention(inputs.x, kv(inputs.x), kv(inputs.x), { kv: context.kv('first', 0), mask: inputs.maskX, heads, kvHeads, headDim });
+        const xy = ops.concat([inputs.x, inputs.y], 0);
+        const both = ops.attention(xy, kv(xy), kv(xy), { kv: context.kv('second', 0), mask: inputs.maskXY, heads, kvHeads, headDim });
+        return { out, both };
+      },
+    };
+    const next = random(17);
+    const step = (a: number, b: number, pastX: number, pastXY: number): CompareStep => ({
+      inputs: {
+        x: randomTensor([a, width], next),
+        y: randomTensor([b, width], next),
+        maskX: { dtype: 'float32', shape: [a, pastX + a], data: buildAttentionMask(a, pastX, 0) },
+        maskXY: { dtype: 'float32', shape: [a + b, pastXY + a + b], data: buildAttentionMask(a + b, pastXY, 0) },
+      },
+    });
+    const result = await compareBackends(program as ProgramDefinition, mapStore([]), cpu, ort, [step(2, 1, 0, 0), step(1, 2, 2, 3)]);
+    expect(result.maxOutputDiff).toBeLessThan(TOLERANCE);
+    expect(result.maxCacheDiff).toBe(0);
+
+    // The second cache (capacity 6) holds 6 rows now: one more run must fail before writing anything.
+    const compiled = await ort.compile(program as ProgramDefinition, mapStore([]));
+    const first = ort.createKvCache({ layers: 1, kvHeads, headDim, capacity: 16 }) as HostKvCache;
+    const second = ort.createKvCache({ layers: 1, kvHeads, headDim, capacity: 6 });
+    await compiled.run(step(3, 2, 0, 0).inputs, { first, second });
+    first.commit();
+    second.commit();
+    const firstKeys = Array.from(first.keys(0));
+    await expect(compiled.run(step(1, 1, 3, 5).inputs, { first, second })).rejects.toThrow(/overflow/);
+    expect([first.length, first.pending, second.length, second.pending]).toEqual([3, 0, 5, 0]);
+    expect(Array.from(first.keys(0))).toEqual(firstKeys);
+    compiled.dispose();
   });
 
   it('rejects inputs of the wrong dtype or shape', async () => {
