@@ -286,6 +286,20 @@ describe('attention and the KV cache', () => {
     compiled.dispose();
   });
 
+  it('rejects token ids outside the embedding table, like the cpu backend', async () => {
+    const program = await ort.compile(everyOp as ProgramDefinition, mapStore([
+      ['table', randomTensor([11, 8], random(1))],
+      ['norm', randomTensor([8], random(2))],
+      ['w', randomTensor([16, 8], random(3))],
+      ['b', randomTensor([16], random(4))],
+    ]));
+    const inputs = { x: randomTensor([2, 8], random(5)), positions: intTensor([0, 1]), rows: intTensor([0]) };
+    await expect(program.run({ ...inputs, ids: intTensor([3, -1]) })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(program.run({ ...inputs, ids: intTensor([11, 0]) })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(program.run({ ...inputs, ids: intTensor([10, 0]) })).resolves.toBeDefined();
+    program.dispose();
+  });
+
   it('rejects inputs of the wrong dtype or shape', async () => {
     const program = await ort.compile(attentionProgram(2, 1, 4, 8) as ProgramDefinition, mapStore([]));
     const cache = ort.createKvCache({ layers: 2, kvHeads: 1, headDim: 4, capacity: 8 });

@@ -135,6 +135,12 @@ class OrtProgramImpl<I extends string, O extends string> implements OrtProgram<I
         size *= actual;
       });
       if (tensor.data.length !== size) throw new ShapeMismatchError(`input "${spec.name}" data length`, [size], [tensor.data.length]);
+      const limit = this.trace.idInputs.get(spec.name);
+      if (limit !== undefined) {
+        for (const id of tensor.data) {
+          if (id < 0 || id >= limit) throw new InvalidArgumentError('ids', `Token id ${id} is outside the embedding table (0..${limit - 1}).`);
+        }
+      }
       const shape = spec.dtype === 'float32' ? [1, ...tensor.shape] : [...tensor.shape];
       feeds[spec.name] = new ort.Tensor(spec.dtype, tensor.data, shape);
     }

@@ -131,6 +131,8 @@ export interface TraceResult {
   readonly slices: readonly SliceRecord[];
   /** Values of same-shape `add`s; used by the rewrite passes. */
   readonly adds: ReadonlySet<string>;
+  /** Program inputs used as embedding ids, with the largest valid id + 1. */
+  readonly idInputs: ReadonlyMap<string, number>;
 }
 
 /** Graph name of the cache's existing-row dimension. */
@@ -149,6 +151,8 @@ class Tracer implements Ops {
   readonly adds = new Set<string>();
   /** Column slices, for the split-merging pass. */
   readonly slices: SliceRecord[] = [];
+  /** Program inputs used as embedding ids, with the table's row count (checked at run time). */
+  readonly idInputs = new Map<string, number>();
   private readonly ropeTables = new Map<string, { cos: string; sin: string }>();
   private readonly bound = new Set<string>();
 
@@ -191,6 +195,9 @@ class Tracer implements Ops {
   embedding(table: WeightRef, ids: TensorRef): TensorRef {
     const weight = this.floatRows(table, 'embedding table');
     const idTensor = this.ints(ids, 'embedding ids');
+    const input = this.programInputs.get(idTensor.value);
+    // ONNX Gather would wrap negative ids around; the op set rejects them (as the cpu backend does).
+    if (input !== undefined) this.idInputs.set(input, Math.min(this.idInputs.get(input) ?? Infinity, weight.rows as number));
     // Gather over a [1, n] index tensor yields [1, n, hidden] directly.
     const ids2d = this.graph.op('Unsqueeze', [idTensor.value, this.graph.int64([0])]);
     return this.f32(idTensor.shape[0]!, weight.cols, this.graph.op('Gather', [weight.tensor.value, ids2d], { axis: 0 }));
@@ -444,5 +451,5 @@ export function traceProgram(definition: ProgramDefinition, weights: WeightStore
       rowSize,
     });
   }
-  return { graph, inputs, outputs, caches: tracer.caches, cacheOutputs, pastSymbols, slices: tracer.slices, adds: tracer.adds };
+  return { graph, inputs, outputs, caches: tracer.caches, cacheOutputs, pastSymbols, slices: tracer.slices, adds: tracer.adds, idInputs: tracer.idInputs };
 }
