@@ -1,5 +1,5 @@
 import type { HostTensor, ProgramDefinition, WeightStore } from '@gumiho/core';
-import { describeOpsConformance } from '@gumiho/conformance';
+import { describeOpsConformance, describeTargetConformance } from '@gumiho/conformance';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from './cpu-backend.js';
 import { wasmSimdAvailable } from './wasm/runtime.js';
@@ -86,5 +86,39 @@ describe('op buffers', () => {
     }
     program.dispose();
     backend.dispose();
+  });
+});
+
+// The golden target suite (py-llama-28m against Hugging Face, 1e-3 on logits) on one fixture case,
+// to keep this suite quick; it skips itself where the shared model is absent.
+describeTargetConformance('cpu (wasm-simd, bf16 weights)', () => createCpuBackend(), { cases: [0] });
+
+describe('bfloat16 weight packing', () => {
+  it('gives results bit-identical to float32 weights, on both the direct and the panel path', async () => {
+    const [k, m] = [384, 522];
+    const w = new Float32Array(m * k).map((_, i) => Math.sin(i * 0.37) * 0.2);
+    const bits = new Uint32Array(w.buffer);
+    for (let i = 0; i < bits.length; i++) bits[i] = bits[i]! & 0xffff0000;
+    const definition: ProgramDefinition<'x', 'y'> = {
+      name: 'bf16',
+      inputs: { x: { dtype: 'float32', shape: ['n', k] } },
+      build: (ops, inputs, context) => ({ y: ops.linear(inputs.x, context.weight('w')) }),
+    };
+    const packed = createCpuBackend({ bf16Weights: true });
+    const plain = createCpuBackend({ bf16Weights: false });
+    const weights = store({ w: { dtype: 'float32', shape: [m, k], data: w } });
+    const [a, b] = await Promise.all([packed.compile(definition, weights), plain.compile(definition, weights)]);
+    for (const n of [1, 2, 3, 4, 5, 8, 19]) {
+      const x = new Float32Array(n * k).map((_, i) => Math.cos(i * 0.11));
+      const input = { x: { dtype: 'float32' as const, shape: [n, k], data: x } };
+      const [ya, yb] = [await a.run(input), await b.run(input)];
+      expect(Array.from(ya.y.data), `n=${n}`).toEqual(Array.from(yb.y.data));
+    }
+    // The packed copy takes two bytes per weight instead of four.
+    expect(plain.memoryBytes - packed.memoryBytes).toBeGreaterThan(m * k * 1.5);
+    a.dispose();
+    b.dispose();
+    packed.dispose();
+    plain.dispose();
   });
 });

@@ -373,6 +373,31 @@ const CASES: Record<string, Case> = {
     expectClose(y!, refLinear(x, n, k, w, m), tolerance, 'linear k=1024');
   },
 
+  async 'linear: weights that are exactly bfloat16 (as from bf16 checkpoints)'({ backend, tolerance, random }) {
+    // Backends may store such weights in 16 bits; results must not change.
+    for (const [k, m] of [
+      [8, 3],
+      [384, 37],
+      [1024, 20],
+    ] as const) {
+      const w = random.floats(m * k);
+      const bits = new Uint32Array(w.buffer);
+      for (let i = 0; i < bits.length; i++) bits[i] = bits[i]! & 0xffff0000;
+      const rowCounts = [1, 2, 3, 4, 5, 9, 17];
+      const xs = rowCounts.map((n) => random.floats(n * k));
+      const results = await runEach(
+        backend,
+        { x: { dtype: 'float32', shape: ['n', k] } },
+        (ops, x, weight) => ops.linear(x.x!, weight('w')),
+        new MapStore().set('w', [m, k], w),
+        xs.map((x, index) => ({ x: f32([rowCounts[index]!, k], x) })),
+      );
+      results.forEach((y, index) => {
+        expectClose(y, refLinear(xs[index]!, rowCounts[index]!, k, w, m), tolerance, `bf16-exact linear n=${rowCounts[index]} k=${k} m=${m}`);
+      });
+    }
+  },
+
   async 'add, mul, silu'({ backend, tolerance, random }) {
     const [n, c] = [3, 11];
     const a = random.floats(n * c, 4);

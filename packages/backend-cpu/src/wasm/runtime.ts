@@ -78,13 +78,24 @@ export class WasmRuntime {
     this.memory = new api.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = new api.Instance(module, { env: { memory: this.memory } });
     this.kernels = instance.exports as unknown as KernelExports;
-    this.buffers.add(this.memory.buffer);
-    this.heapView = new Float32Array(this.memory.buffer);
+    this.heapView = new Float32Array(this.currentBuffer());
+  }
+
+  /**
+   * The memory's current `SharedArrayBuffer`, remembered as ours. Views are always created on a
+   * buffer object obtained here, so {@link owns} recognises them whatever object the engine
+   * returns for `memory.buffer` on later reads.
+   */
+  private currentBuffer(): ArrayBufferLike {
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    return buffer;
   }
 
   /** A view of the whole memory, refreshed after growth. */
   private heap(): Float32Array {
-    if (this.heapView.length * 4 !== this.memory.buffer.byteLength) this.heapView = new Float32Array(this.memory.buffer);
+    const buffer = this.currentBuffer();
+    if (this.heapView.buffer !== buffer || this.heapView.length * 4 !== buffer.byteLength) this.heapView = new Float32Array(buffer);
     return this.heapView;
   }
 
@@ -137,13 +148,12 @@ export class WasmRuntime {
         } catch {
           return undefined;
         }
-        this.buffers.add(this.memory.buffer);
       }
       ptr = this.top;
       this.top = end;
     }
     this.sizes.set(ptr, size);
-    const view = new Float32Array(this.memory.buffer, ptr, length);
+    const view = new Float32Array(this.currentBuffer(), ptr, length);
     // Memory past the high-water mark was never written: it is still zero (and untouched pages
     // are costly to touch twice).
     if (zero && ptr < this.highWater) view.fill(0);
