@@ -7,7 +7,7 @@
  */
 export { createOrtBackend } from './ort-backend.js';
 export type { OrtBackend, OrtBackendOptions, OrtProgram, OrtProgramInfo } from './ort-backend.js';
-export { INSTALL_HINTS } from './ort-runtime.js';
-export type { OrtExecutionProvider } from './ort-runtime.js';
+export { INSTALL_HINTS, probeOrtProviders } from './ort-runtime.js';
+export type { OrtExecutionProvider, OrtProviderStatus } from './ort-runtime.js';
 export { exportDecoderOnnx } from './export-decoder.js';
 export type { ExportDecoderOptions, ExportDecoderResult } from './export-decoder.js';

@@ -8,6 +8,7 @@
  *
  * Not a general ONNX library: only what the tracer and the exporter need.
  */
+import { assert } from '@gumiho/core';
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
@@ -49,7 +50,7 @@ function isNumberList(value: AttributeValue): value is readonly number[] {
 function attribute(name: string, value: AttributeValue): IAttributeProto {
   const Type = onnx.AttributeProto.AttributeType;
   if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw new Error(`attribute ${name}: use { float } for non-integers`);
+    assert(Number.isInteger(value), () => `ONNX attribute ${name}: ${value} is not an integer (use { float })`);
     return { name, type: Type.INT, i: value };
   }
   if (typeof value === 'string') return { name, type: Type.STRING, s: new TextEncoder().encode(value) };
@@ -95,7 +96,7 @@ export class GraphBuilder {
 
   /** Reserves an exact name (graph inputs and outputs); throws if it is taken. */
   reserve(name: string): string {
-    if (this.usedNames.has(name)) throw new Error(`ONNX value name "${name}" is used twice`);
+    assert(!this.usedNames.has(name), () => `ONNX value name "${name}" is used twice`);
     this.usedNames.add(name);
     return name;
   }

@@ -2,7 +2,7 @@ import { createCpuBackend } from '@gumiho/backend-cpu';
 import { BackendUnavailableError, GumihoError, HostKvCache, InvalidArgumentError, ShapeMismatchError, type HostTensor, type ProgramDefinition } from '@gumiho/core';
 import { buildAttentionMask, createLlamaProgram, fuseLlamaWeights, randomLlamaTensors, type LlamaInput } from '@gumiho/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrtBackend, type OrtBackend } from './index.js';
+import { createOrtBackend, probeOrtProviders, type OrtBackend } from './index.js';
 import { compareBackends, intTensor, mapStore, maxAbsDiff, random, randomTensor, type CompareStep } from './test-utils.js';
 
 const TOLERANCE = 1e-4;
@@ -40,6 +40,15 @@ describe('createOrtBackend', () => {
     expect(unavailable.attempts.map((attempt) => attempt.name)).toEqual(['ort-cuda']);
     expect(unavailable.message).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
     expect(unavailable.message).toContain('cuDNN 9');
+  });
+
+  it('reports which providers can be used here, with reasons for the others', async () => {
+    const statuses = await probeOrtProviders();
+    expect(statuses.map((status) => status.provider)).toEqual(['cpu', 'cuda', 'webgpu']);
+    expect(statuses[0]).toEqual({ provider: 'cpu', available: true, reason: undefined });
+    for (const status of statuses) {
+      if (!status.available) expect(status.reason).toMatch(/To fix: /);
+    }
   });
 
   it('falls back along the preference list (webgpu without an adapter → cpu)', async () => {

@@ -99,6 +99,34 @@ function message(error: unknown): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 400);
 }
 
+/** Whether one execution provider can be used here, and if not, why and how to fix it. */
+export interface OrtProviderStatus {
+  readonly provider: OrtExecutionProvider;
+  readonly available: boolean;
+  /** Why it cannot be used, with the fix; `undefined` when available. */
+  readonly reason: string | undefined;
+}
+
+/**
+ * Tries every known provider (cpu, cuda, webgpu) with a probe session and reports which can be
+ * used here, for `--help` texts and diagnostics. Never throws for a missing provider; throws
+ * {@link BackendUnavailableError} only when onnxruntime-node itself is missing.
+ */
+export async function probeOrtProviders(): Promise<readonly OrtProviderStatus[]> {
+  const ort = await loadOrt();
+  const statuses: OrtProviderStatus[] = [];
+  for (const provider of KNOWN) {
+    try {
+      await selectProvider(ort, [provider], () => ({ executionProviders: [provider], intraOpNumThreads: 1 }));
+      statuses.push({ provider, available: true, reason: undefined });
+    } catch (error) {
+      const reason = error instanceof BackendUnavailableError ? error.attempts[0]?.reason : String(error);
+      statuses.push({ provider, available: false, reason });
+    }
+  }
+  return statuses;
+}
+
 /**
  * Returns the first provider of `providers` that can create and run a session, or throws one
  * {@link BackendUnavailableError} naming every attempt.
