@@ -46,9 +46,9 @@ function emptyPast(batch: number): Record<string, ort.Tensor> {
 }
 
 /** Logits of every row of a causal run of `ids` on the cpu backend (reference). */
-async function referenceLogits(ids: readonly number[]): Promise<Float32Array> {
+async function referenceLogits(ids: readonly number[], modelConfig = config, modelTensors = tensors): Promise<Float32Array> {
   const cpu = createCpuBackend();
-  const program = await cpu.compile(createLlamaProgram(config, 32), fuseLlamaWeights(mapStore(tensors), config));
+  const program = await cpu.compile(createLlamaProgram(modelConfig, 32), fuseLlamaWeights(mapStore(modelTensors), modelConfig));
   const cache = cpu.createKvCache({ layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, capacity: 32 });
   const n = ids.length;
   const out = await program.run(
@@ -136,6 +136,26 @@ describe('exportDecoderOnnx', () => {
       await fromFolder.release();
     } finally {
       await rm(source, { recursive: true, force: true });
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it('uses an untied lm_head when the model has one', async () => {
+    const untiedConfig = { ...config, tieWordEmbeddings: false };
+    const untied = randomLlamaTensors({ ...sizes, seed: 4, tieWordEmbeddings: false });
+    const out = await mkdtemp(join(tmpdir(), 'gumiho-export-untied-'));
+    try {
+      const result = await exportDecoderOnnx({ weights: mapStore(untied), config: untiedConfig, outDir: out });
+      const untiedSession = await ort.InferenceSession.create(result.modelPath, { intraOpNumThreads: 1 });
+      const logits = await untiedSession.run({
+        input_ids: int64(ids, [1, ids.length]),
+        attention_mask: int64(Array(ids.length).fill(1), [1, ids.length]),
+        position_ids: int64(ids.map((_, i) => i), [1, ids.length]),
+        ...emptyPast(1),
+      });
+      expect(maxAbsDiff(logits['logits']!.data as Float32Array, await referenceLogits(ids, untiedConfig, untied))).toBeLessThan(1e-4);
+      await untiedSession.release();
+    } finally {
       await rm(out, { recursive: true, force: true });
     }
   });
