@@ -16,7 +16,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argmax } from '@gumiho/core';
 import { createLlamaTarget, findRepositoryRoot, loadModelFolder, writeRandomLlama, type LoadedModel } from '@gumiho/models';
@@ -61,6 +61,7 @@ async function loadModel(): Promise<{ model: LoadedModel; cleanup: () => Promise
 interface Figures {
   readonly label: string;
   readonly ms: Map<number, number>;
+  readonly minMs: Map<number, number>;
   readonly tokensPerSecond: number;
 }
 
@@ -76,25 +77,30 @@ async function measure(model: LoadedModel, kernels: CpuKernels, counts: readonly
   target.cache.reset();
   await target.forward({ tokenIds: randomIds(past), positions: positions(0, past) });
   target.cache.commit();
-  const ms = new Map<number, number>();
-  for (const n of counts) {
-    const ids = randomIds(n);
-    const pos = positions(past, n);
-    const logitRows = Int32Array.from({ length: n }, (_, i) => i);
-    const samples: number[] = [];
-    for (let r = 0; r < reps + 2; r++) {
+  // Row counts are interleaved within each repetition, so that machine load drifts evenly over them.
+  const samples = new Map<number, number[]>(counts.map((n) => [n, []]));
+  for (let r = 0; r < reps + 1; r++) {
+    for (const n of counts) {
+      const ids = randomIds(n);
+      const pos = positions(past, n);
+      const logitRows = Int32Array.from({ length: n }, (_, i) => i);
       const start = performance.now();
       await target.forward({ tokenIds: ids, positions: pos, logitRows });
       const elapsed = performance.now() - start;
       target.cache.rollback();
-      if (r >= 2) samples.push(elapsed); // two warm-up runs per row count
+      if (r > 0) samples.get(n)!.push(elapsed); // the first repetition warms up
     }
-    ms.set(n, median(samples));
+  }
+  const ms = new Map<number, number>();
+  const minMs = new Map<number, number>();
+  for (const [n, values] of samples) {
+    ms.set(n, median(values));
+    minMs.set(n, Math.min(...values));
   }
 
   // Greedy decoding: a 32-token prompt, then one-token forwards.
   const speeds: number[] = [];
-  for (let run = 0; run < 3; run++) {
+  for (let run = 0; run < 5; run++) {
     target.cache.reset();
     const prompt = randomIds(32);
     let result = await target.forward({ tokenIds: prompt, positions: positions(0, 32) });
@@ -109,7 +115,7 @@ async function measure(model: LoadedModel, kernels: CpuKernels, counts: readonly
   }
   target.dispose();
   backend.dispose();
-  return { label, ms, tokensPerSecond: median(speeds) };
+  return { label, ms, minMs, tokensPerSecond: median(speeds) };
 }
 
 async function main(): Promise<void> {
@@ -123,8 +129,9 @@ async function main(): Promise<void> {
   if (process.argv.includes('--scalar')) results.push(await measure(model, 'scalar', [1, 2, 4, 8, 16]));
   await cleanup();
 
-  console.log(`\nms per target forward over n new tokens at a past of ${past} rows (median of ${reps}; logits for all n rows)`);
-  const header = ['n', ...results.flatMap((r) => [`${r.label} ms`, `ms/token`, `x n=1`])];
+  console.log(`\nms per target forward over n new tokens at a past of ${past} rows (median and min of ${reps}, row counts interleaved; logits for all n rows)`);
+  console.log(`load average at the end: ${loadavg().map((v) => v.toFixed(1)).join(' ')} on ${cpus().length} cores`);
+  const header = ['n', ...results.flatMap((r) => [`${r.label} ms`, 'min ms', 'ms/token', 'x n=1'])];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map((h) => '-'.repeat(h.length + 2)).join('|')}|`);
   for (const n of rowCounts) {
@@ -132,11 +139,12 @@ async function main(): Promise<void> {
     for (const r of results) {
       const ms = r.ms.get(n);
       const one = r.ms.get(1)!;
-      cells.push(ms === undefined ? '-' : ms.toFixed(1), ms === undefined ? '-' : (ms / n).toFixed(2), ms === undefined ? '-' : (ms / one).toFixed(2));
+      const min = r.minMs.get(n);
+      cells.push(ms === undefined ? '-' : ms.toFixed(1), min === undefined ? '-' : min.toFixed(1), ms === undefined ? '-' : (ms / n).toFixed(2), ms === undefined ? '-' : (ms / one).toFixed(2));
     }
     console.log(`| ${cells.map((cell, i) => cell.padStart(header[i]!.length)).join(' | ')} |`);
   }
-  console.log(`\ngreedy decoding, ${greedyTokens} tokens after a 32-token prompt (median of 3 runs):`);
+  console.log(`\ngreedy decoding, ${greedyTokens} tokens after a 32-token prompt (median of 5 runs):`);
   for (const r of results) console.log(`  ${r.label}: ${r.tokensPerSecond.toFixed(1)} tokens/s`);
 }
 

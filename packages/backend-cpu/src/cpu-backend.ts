@@ -519,6 +519,11 @@ class CpuOps implements Ops {
     const result = this.pool.take(x.rows, x.cols);
     const out = result.data as Float32Array;
     const xd = x.data;
+    const runtime = this.memory.runtime;
+    if (runtime && runtime.owns(xd) && runtime.owns(out)) {
+      runtime.silu(xd, out);
+      return result;
+    }
     for (let i = 0; i < out.length; i++) {
       const v = xd[i]!;
       out[i] = v / (1 + Math.exp(-v));

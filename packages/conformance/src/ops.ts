@@ -402,12 +402,15 @@ const CASES: Record<string, Case> = {
     const [n, c] = [3, 11];
     const a = random.floats(n * c, 4);
     const b = random.floats(n * c, 4);
-    a.set([0, -0, 90, -90, 1e-8, -1e-8, 20, -20]);
+    a.set([0, -0, 90, -90, 1e-8, -1e-8, 20, -20, 200, -200, 87.5]);
+    b.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     const spec = { a: { dtype: 'float32', shape: ['n', c] }, b: { dtype: 'float32', shape: ['n', c] } } as const;
     const run = [{ a: f32([n, c], a), b: f32([n, c], b) }];
     const [sum] = await runEach(backend, spec, (ops, x) => ops.add(x.a!, x.b!), EMPTY, run);
     const [product] = await runEach(backend, spec, (ops, x) => ops.mul(x.a!, x.b!), EMPTY, run);
     const [silu] = await runEach(backend, spec, (ops, x) => ops.silu(x.a!), EMPTY, run);
+    // The same on an op's output (backends may keep intermediates in their own memory).
+    const [siluOfSum] = await runEach(backend, spec, (ops, x) => ops.silu(ops.add(x.a!, x.b!)), EMPTY, run);
     const sumRef = reference(n * c);
     for (let i = 0; i < n * c; i++) {
       sumRef.values[i] = a[i]! + b[i]!;
@@ -416,6 +419,13 @@ const CASES: Record<string, Case> = {
     expectClose(sum!, sumRef, tolerance, 'add');
     expectClose(product!, elementwise(Array.from(a, (v, i) => v * b[i]!)), tolerance, 'mul');
     expectClose(silu!, elementwise(Array.from(a, (v) => v / (1 + Math.exp(-v)))), tolerance, 'silu');
+    const sumSilu = reference(n * c);
+    for (let i = 0; i < n * c; i++) {
+      const v = Math.fround(a[i]! + b[i]!);
+      sumSilu.values[i] = v / (1 + Math.exp(-v));
+      sumSilu.magnitude[i] = Math.abs(sumSilu.values[i]!);
+    }
+    expectClose(siluOfSum!, sumSilu, tolerance, 'silu of an op output');
   },
 
   async rmsNorm({ backend, tolerance, random }) {

@@ -32,6 +32,8 @@ export interface KernelExports {
    * `scratch` holds `panel * k` floats (used from 4 rows on).
    */
   linearBf16(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number): void;
+  /** `out[i] = x[i] / (1 + exp(-x[i]))` for `count` floats (a multiple of 4), pointers in bytes. */
+  silu(x: number, out: number, count: number): void;
   /**
    * Attention of `q [n, heads*headDim]` over `keys, values [total, kvHeads*headDim]` with the
    * additive `mask [n, total]` (entries below -1e29 skip their key). `scores` is scratch for
@@ -265,12 +267,12 @@ function emitLinear(fn: FunctionBuilder, format: 'f32' | 'bf16', blocking: Block
 }
 
 /**
- * Pushes `exp(x)` of the v128 local `x` (lanes at most 0; results for lanes below -87 are
- * clamped to about 1e-38). Range reduction `x = n ln2 + r`, a degree-6 polynomial for `e^r`
+ * Pushes `exp(x)` of the v128 local `x`, with `x` clamped to [-87, 88] (so results stay finite
+ * and normal: about 1.6e-38 to 1.7e38). Range reduction `x = n ln2 + r`, a degree-6 polynomial for `e^r`
  * (|r| <= ln2/2, relative error about 1e-7) and `2^n` built from its exponent bits.
  */
 function emitExp(fn: FunctionBuilder, x: number, nf: number, r: number): void {
-  fn.get(x).f32x4Const(-87).f32x4Max().set(x);
+  fn.get(x).f32x4Const(-87).f32x4Max().f32x4Const(88).raw(0xfd, 0xe8, 0x01 /* f32x4.min */).set(x);
   fn.get(x).f32x4Const(Math.LOG2E).f32x4Mul().f32x4Nearest().set(nf);
   // r = x - nf * ln2_hi - nf * ln2_lo (ln2_hi exact in few bits)
   fn.get(x).get(nf).f32x4Const(0.693359375).f32x4Mul().f32x4Sub();
@@ -411,6 +413,27 @@ function emitAttention(fn: FunctionBuilder): void {
   });
 }
 
+/** `out[i] = x[i] / (1 + exp(-x[i]))` for `count` floats, `count` a multiple of 4. */
+function emitSilu(fn: FunctionBuilder): void {
+  const [X, OUT, COUNT] = [0, 1, 2] as const;
+  const p = fn.local(I32);
+  const end = fn.local(I32);
+  const v = fn.local(V128);
+  const e = fn.local(V128);
+  const nf = fn.local(V128);
+  const r = fn.local(V128);
+  fn.get(COUNT).i32(2).i32Shl().set(end);
+  fn.forRange(p, () => fn.i32(0), () => fn.get(end), 16, () => {
+    fn.get(X).get(p).i32Add().v128Load().set(v);
+    fn.f32x4Const(0).get(v).f32x4Sub().set(e);
+    fn.get(OUT).get(p).i32Add();
+    fn.get(v);
+    emitExp(fn, e, nf, r);
+    fn.f32x4Const(1).f32x4Add().raw(0xfd, 0xe7, 0x01 /* f32x4.div */);
+    fn.v128Store();
+  });
+}
+
 /** Builds the kernel module's binary for a memory with the given limits (64 KiB pages). */
 export function kernelModuleBinary(
   memory: { initial: number; maximum: number; shared: boolean },
@@ -421,6 +444,7 @@ export function kernelModuleBinary(
     functions: [
       { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'f32', blocking) },
       { name: 'linearBf16', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'bf16', blocking) },
+      { name: 'silu', params: [I32, I32, I32], build: emitSilu },
       { name: 'attention', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: emitAttention },
     ],
   });

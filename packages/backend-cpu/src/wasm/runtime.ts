@@ -267,6 +267,19 @@ export class WasmRuntime {
   }
 
   /**
+   * SiLU of `x` into `out` (both in memory, same length): the first `length & ~3` floats in
+   * WebAssembly, the rest here.
+   */
+  silu(x: Float32Array, out: Float32Array): void {
+    const vectorized = x.length & ~3;
+    this.kernels.silu(x.byteOffset, out.byteOffset, vectorized);
+    for (let i = vectorized; i < x.length; i++) {
+      const v = x[i]!;
+      out[i] = v / (1 + Math.exp(-v));
+    }
+  }
+
+  /**
    * Attention (see {@link KernelExports.attention}). `keys`, `values` and `out` must be in memory
    * and `headDim` a multiple of 4; `q` and `mask` are copied to scratch when they are not.
    */
