@@ -467,6 +467,8 @@ const CASES: Record<string, Case> = {
       [2, 2, 16, 9],
       [3, 3, 20, 4],
       [6, 2, 64, 17],
+      [4, 2, 128, 6],
+      [2, 1, 96, 3],
       [1, 1, 2, 1],
     ] as const) {
       const { y, keys, values } = await attentionRun(backend, random, { heads, kvHeads, headDim, capacity: n + 3 }, [{ n, mask: additiveMask(n, 0, (i, j) => j <= i) }]);

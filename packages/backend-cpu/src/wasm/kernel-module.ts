@@ -53,6 +53,10 @@ export interface KernelExports {
     scores: number,
     out: number,
   ): void;
+  /** {@link attention} specialised for `headDim` 64. */
+  attention64: KernelExports['attention'];
+  /** {@link attention} specialised for `headDim` 128. */
+  attention128: KernelExports['attention'];
 }
 
 /** Pushes the sum of the four lanes of the v128 local `vector`. */
@@ -284,7 +288,12 @@ function emitExp(fn: FunctionBuilder, x: number, nf: number, r: number): void {
   fn.get(nf).i32x4TruncSatF32x4S().i32x4Const(127).i32x4Add().i32(23).i32x4Shl().f32x4Mul();
 }
 
-function emitAttention(fn: FunctionBuilder): void {
+/**
+ * Emits attention. With `fixedHeadDim` (a multiple of 32) the per-key dot products are fully
+ * unrolled with two accumulators and the value pass accumulates 32 floats at a time; otherwise
+ * `headDim` is read at run time (any multiple of 4).
+ */
+function emitAttention(fn: FunctionBuilder, fixedHeadDim?: number): void {
   const [Q, N, HEADS, KV_HEADS, HEAD_DIM, KEYS, VALUES, TOTAL, MASK, SCALE, SCORES, OUT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
   const i = fn.local(I32);
   const h = fn.local(I32);
@@ -313,7 +322,8 @@ function emitAttention(fn: FunctionBuilder): void {
   const nf = fn.local(V128);
   const rv = fn.local(V128);
   const pv = fn.local(V128);
-  const outAcc = Array.from({ length: 4 }, () => fn.local(V128));
+  const outAcc = Array.from({ length: 8 }, () => fn.local(V128));
+  const dot2 = fn.local(V128);
 
   fn.get(HEADS).get(KV_HEADS).i32DivS().set(group);
   fn.get(HEAD_DIM).i32(2).i32Shl().set(headBytes);
@@ -355,9 +365,18 @@ function emitAttention(fn: FunctionBuilder): void {
           () => {
             fn.get(KEYS).get(j).get(kvStride).i32Mul().i32Add().get(kvOffset).i32Add().set(kp);
             fn.f32x4Const(0).set(dot);
-            fn.forRange(d, () => fn.i32(0), () => fn.get(headBytes), 16, () => {
-              fn.get(dot).get(qp).get(d).i32Add().v128Load().get(kp).get(d).i32Add().v128Load().f32x4Mul().f32x4Add().set(dot);
-            });
+            if (fixedHeadDim) {
+              fn.f32x4Const(0).set(dot2);
+              for (let u = 0; u < fixedHeadDim / 4; u++) {
+                const target = u % 2 === 0 ? dot : dot2;
+                fn.get(target).get(qp).v128Load(16 * u).get(kp).v128Load(16 * u).f32x4Mul().f32x4Add().set(target);
+              }
+              fn.get(dot).get(dot2).f32x4Add().set(dot);
+            } else {
+              fn.forRange(d, () => fn.i32(0), () => fn.get(headBytes), 16, () => {
+                fn.get(dot).get(qp).get(d).i32Add().v128Load().get(kp).get(d).i32Add().v128Load().f32x4Mul().f32x4Add().set(dot);
+              });
+            }
             horizontalSum(fn, dot);
             fn.get(SCALE).f32Mul().get(maskValue).f32Add().set(score);
             fn.get(sp).get(score).f32Store();
@@ -393,6 +412,15 @@ function emitAttention(fn: FunctionBuilder): void {
           fn.f32Div().set(inverse);
           // Pass 3: weighted values, 16 floats of the head at a time, then 4 at a time.
           fn.i32(0).set(d);
+          if (fixedHeadDim) {
+            fn.while(
+              () => fn.get(d).i32(128).i32Add().get(headBytes).i32LeS(),
+              () => {
+                weightedValues(8);
+                fn.get(d).i32(128).i32Add().set(d);
+              },
+            );
+          }
           fn.while(
             () => fn.get(d).i32(64).i32Add().get(headBytes).i32LeS(),
             () => {
@@ -445,7 +473,9 @@ export function kernelModuleBinary(
       { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'f32', blocking) },
       { name: 'linearBf16', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'bf16', blocking) },
       { name: 'silu', params: [I32, I32, I32], build: emitSilu },
-      { name: 'attention', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: emitAttention },
+      { name: 'attention', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: (fn) => emitAttention(fn) },
+      { name: 'attention64', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: (fn) => emitAttention(fn, 64) },
+      { name: 'attention128', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: (fn) => emitAttention(fn, 128) },
     ],
   });
 }

@@ -302,7 +302,8 @@ export class WasmRuntime {
     const base = this.scratch(scoreBytes + qBytes + maskBytes);
     const qPtr = this.pointerOf(q, base, scoreBytes);
     const maskPtr = this.pointerOf(mask, base, scoreBytes + qBytes);
-    this.kernels.attention(qPtr, n, heads, kvHeads, headDim, keys.byteOffset, values.byteOffset, total, maskPtr, scale, base, out.byteOffset);
+    const kernel = headDim === 64 ? this.kernels.attention64 : headDim === 128 ? this.kernels.attention128 : this.kernels.attention;
+    kernel(qPtr, n, heads, kvHeads, headDim, keys.byteOffset, values.byteOffset, total, maskPtr, scale, base, out.byteOffset);
   }
 
   /** Drops the memory; later allocations return `undefined`. */
