@@ -6,7 +6,8 @@
  *   pnpm --filter @gumiho/backend-ort bench [-- --model <folder>] [--threads 2] [--spin]
  *     [--providers cpu] [--reps 15] [--tokens 128] [--compare-cpu]
  *
- * Defaults to the shared py-llama-28m model (../../../shared/models/py-llama-28m from the repository root).
+ * Defaults to the shared py-llama-28m model: $GUMIHO_SHARED_DIR/models/py-llama-28m, else
+ * ../shared/models/py-llama-28m beside the repository root.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +49,8 @@ function linearsOnly(config: ModelConfig): ProgramDefinition<'x', 'y'> {
 
 async function main(): Promise<void> {
   const root = findRepositoryRoot(process.cwd());
-  const folder = flag('model') ?? [join(root, '..', 'shared', 'models', 'py-llama-28m'), '/work/shared/models/py-llama-28m'].find((path) => existsSync(path));
+  const shared = process.env['GUMIHO_SHARED_DIR'] ?? join(root, '..', 'shared');
+  const folder = flag('model') ?? [join(shared, 'models', 'py-llama-28m')].find((path) => existsSync(path));
   if (!folder) throw new Error('No model folder: pass --model <folder>.');
   const threads = Number(flag('threads') ?? 2);
   const reps = Number(flag('reps') ?? 15);
