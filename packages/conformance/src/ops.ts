@@ -23,6 +23,7 @@ import {
   type ProgramInputSpec,
   type TensorBackend,
   type TensorRef,
+  type WeightRef,
   type WeightStore,
 } from '@gumiho/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -295,7 +296,7 @@ type Case = (context: CaseContext) => Promise<void>;
 async function runEach(
   backend: TensorBackend,
   inputs: Record<string, ProgramInputSpec>,
-  build: (ops: Ops, inputs: Record<string, TensorRef>, weight: (name: string) => ReturnType<Parameters<ProgramDefinition['build']>[2]['weight']>) => TensorRef,
+  build: (ops: Ops, inputs: Record<string, TensorRef>, weight: (name: string) => WeightRef) => TensorRef,
   weights: WeightStore,
   runs: readonly Record<string, HostTensor>[],
   caches?: { specs: Record<string, KvCacheSpec>; instances: Record<string, KvCache> },
