@@ -72,6 +72,14 @@ describe('model store', () => {
     expect(await readdir(store)).toEqual([]);
   });
 
+  it('removes the temporary folder of a fill that was killed, but not of one still running', async () => {
+    await mkdir(join(store, '.tiny.tmp-999999999-dead'), { recursive: true });
+    await writeFile(join(store, '.tiny.tmp-999999999-dead', 'a.bin'), 'partial');
+    await mkdir(join(store, `.tiny.tmp-${process.pid}-live`), { recursive: true });
+    await resolveModel('tiny', { store, source, manifests });
+    expect((await readdir(store)).sort()).toEqual([`.tiny.tmp-${process.pid}-live`, 'tiny']);
+  });
+
   it('names a file missing from the source', async () => {
     await rm(join(source, 'tiny', 'a.bin'));
     const error = await resolveModel('tiny', { store, source, manifests }).catch((caught: unknown) => caught);

@@ -167,6 +167,7 @@ export async function fillStore(
     }
   }
   await mkdir(store, { recursive: true });
+  await removeStaleTemporaries(store, manifest.name);
   const final = join(store, manifest.name);
   const temporary = join(store, `.${manifest.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const totalBytes = manifest.files.reduce((sum, file) => sum + file.size, 0);
@@ -200,6 +201,25 @@ export async function fillStore(
     throw error;
   }
   return final;
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes temporary folders of `name` left in `store` by fills whose process has died (killed mid-copy). */
+async function removeStaleTemporaries(store: string, name: string): Promise<void> {
+  const prefix = `.${name}.tmp-`;
+  for (const entry of await readdir(store)) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = Number(entry.slice(prefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && !processIsAlive(pid)) await rm(join(store, entry), { recursive: true, force: true });
+  }
 }
 
 /** Builds the manifest of a model folder (every regular file, recursively, sorted by path). */
