@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DTypeError, GumihoError, ModelLoadError, ShapeMismatchError, UnsupportedModelError } from '@gumiho/core';
@@ -82,6 +82,13 @@ describe('loadModelFolder', () => {
     expect((await failure(loadModelFolder(join(dir, 'x.txt')))).message).toMatch(/is not a folder/);
     await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', vocab_size: 4, hidden_size: 4, intermediate_size: 4, num_hidden_layers: 1, num_attention_heads: 1 }));
     expect((await failure(loadModelFolder(dir))).message).toMatch(/neither model\.safetensors nor model\.safetensors\.index\.json/);
+  });
+
+  it('names a config that cannot be read (a folder where the file should be)', async () => {
+    await writeRandomLlama(dir);
+    await rm(join(dir, 'config.json'));
+    await mkdir(join(dir, 'config.json'));
+    expect((await failure(loadModelFolder(dir))).message).toMatch(/Cannot read the model config .*config\.json/);
   });
 
   it('names an unreadable config', async () => {
