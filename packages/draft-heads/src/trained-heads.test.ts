@@ -7,7 +7,7 @@
  * Opt-in, because it needs trained heads and a few seconds of PyTorch:
  *   GUMIHO_TRAINED_HEADS=dir1,dir2 [GUMIHO_TARGET_DIR=/work/shared/models/py-llama-28m]
  *   [GUMIHO_WINDOW=64] pnpm --filter @gumiho/draft-heads test trained-heads
- * Prints the per-depth agreement and accuracy.
+ * Prints the per-depth agreement and accuracy; GUMIHO_DEBUG=1 also prints every disagreeing root.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -125,6 +125,7 @@ describe.runIf(HEADS.length > 0)('trained heads: TypeScript protocol vs train_he
               for (const candidates of heads) predicted.push(candidates.tokens[0]!);
             }
           }
+          if (process.env.GUMIHO_DEBUG && predicted.join() !== reference.preds.map((p) => p[t]).join()) console.log(t, predicted.join(','), reference.preds.map((p) => p[t]).join(','));
           for (let d = 0; d < depths; d++) {
             if (predicted[d] === reference.preds[d]![t]) agree[d]!++;
             if (predicted[d] === ids[t + 2 + d]) correct[d]!++;
