@@ -5,12 +5,13 @@
  * (one-token forwards, argmax, commit).
  *
  *   pnpm --filter @gumiho/backend-cpu bench:forward [-- --model <folder>] [--reps 9] [--past 300]
- *     [--tokens 128] [--f32-weights] [--scalar]
+ *     [--tokens 128] [--f32-weights] [--threads 2] [--scalar]
  *
  * `--model` defaults to the shared py-llama-28m checkpoint when it exists (`shared/models/` next
  * to the repository), else a random model of the same shape is written to a temporary folder.
  * Columns: `wasm bf16-w` is the default backend (WebAssembly SIMD; weights of a bf16 checkpoint
  * kept as exact bfloat16); `--f32-weights` adds the same kernels with float32 weight copies;
+ * `--threads N` adds the same with N matmul threads (`createCpuBackend({ threads })`);
  * `--scalar` adds the scalar JavaScript kernels (slow). A program that prints
  * tables, not a test; the machine is shared and noisy, so figures are medians.
  */
@@ -65,9 +66,10 @@ interface Figures {
   readonly tokensPerSecond: number;
 }
 
-async function measure(model: LoadedModel, kernels: CpuKernels, counts: readonly number[], bf16Weights = true): Promise<Figures> {
-  const backend = createCpuBackend({ kernels, bf16Weights });
-  const label = kernels === 'scalar' ? 'scalar' : bf16Weights ? 'wasm bf16-w' : 'wasm f32-w';
+async function measure(model: LoadedModel, kernels: CpuKernels, counts: readonly number[], bf16Weights = true, threads = 1): Promise<Figures> {
+  const backend = createCpuBackend({ kernels, bf16Weights, threads });
+  for (let wait = 0; wait < 500 && !backend.threadsReady; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const label = (kernels === 'scalar' ? 'scalar' : bf16Weights ? 'wasm bf16-w' : 'wasm f32-w') + (threads > 1 ? ` ${threads}T` : '');
   const vocab = model.config.vocabSize;
   const target = await createLlamaTarget({ backend, model, maxContext: Math.max(past + 64 + 8, greedyTokens + 40) });
   const randomIds = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
@@ -125,7 +127,10 @@ async function main(): Promise<void> {
     `model ${model.name}: ${c.numLayers} layers, hidden ${c.hiddenSize}, intermediate ${c.intermediateSize}, ${c.numHeads}/${c.numKvHeads} heads of ${c.headDim}, vocab ${c.vocabSize}; Node ${process.versions.node}`,
   );
   const results = [await measure(model, 'wasm-simd', rowCounts)];
+  const threads = Number(option('threads') ?? 1);
+  if (threads > 1) results.push(await measure(model, 'wasm-simd', rowCounts, true, threads));
   if (process.argv.includes('--f32-weights')) results.push(await measure(model, 'wasm-simd', rowCounts, false));
+  if (process.argv.includes('--f32-weights') && threads > 1) results.push(await measure(model, 'wasm-simd', rowCounts, false, threads));
   if (process.argv.includes('--scalar')) results.push(await measure(model, 'scalar', [1, 2, 4, 8, 16]));
   await cleanup();
 

@@ -122,3 +122,42 @@ describe('bfloat16 weight packing', () => {
     plain.dispose();
   });
 });
+
+describe('helper threads', () => {
+  it('split matmuls by columns with results identical to one thread', async () => {
+    const threaded = createCpuBackend({ threads: 2 });
+    const single = createCpuBackend();
+    expect(threaded.threads).toBe(2);
+    for (let wait = 0; wait < 250 && !threaded.threadsReady; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(threaded.threadsReady).toBe(true);
+    for (const exact of [false, true]) {
+      const [k, m] = [96, 203];
+      const w = new Float32Array(m * k).map((_, i) => Math.sin(i * 0.7) * 0.3);
+      if (exact) {
+        const bits = new Uint32Array(w.buffer);
+        for (let i = 0; i < bits.length; i++) bits[i] = bits[i]! & 0xffff0000;
+      }
+      const b = new Float32Array(m).map((_, i) => i / m);
+      const weights = store({ w: { dtype: 'float32', shape: [m, k], data: w }, b: { dtype: 'float32', shape: [m], data: b } });
+      const definition: ProgramDefinition<'x', 'y'> = {
+        name: 'threads',
+        inputs: { x: { dtype: 'float32', shape: ['n', k] } },
+        build: (ops, inputs, context) => ({ y: ops.linear(inputs.x, context.weight('w'), context.weight('b')) }),
+      };
+      const [a, c] = await Promise.all([threaded.compile(definition, weights), single.compile(definition, weights)]);
+      for (const n of [1, 4, 7, 16, 33]) {
+        const x = new Float32Array(n * k).map((_, i) => Math.cos(i * 0.3));
+        const input = { x: { dtype: 'float32' as const, shape: [n, k], data: x } };
+        expect(Array.from((await a.run(input)).y.data), `n=${n} bf16=${exact}`).toEqual(Array.from((await c.run(input)).y.data));
+      }
+      a.dispose();
+      c.dispose();
+    }
+    threaded.dispose();
+    single.dispose();
+  });
+
+  it('rejects a bad thread count', () => {
+    expect(() => createCpuBackend({ threads: 0 })).toThrow(/threads must be/);
+  });
+});

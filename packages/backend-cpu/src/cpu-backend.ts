@@ -819,6 +819,13 @@ export interface CpuBackendOptions {
    * Default true; false keeps float32 copies (for comparisons).
    */
   readonly bf16Weights?: boolean;
+  /**
+   * Threads for matmuls (default 1). With `n > 1`, `n - 1` worker threads share the WebAssembly
+   * memory and each matmul of at least 4 rows is split by output columns (the single-row matmuls
+   * of plain decoding are memory-bound and stay on one thread). Needs `node:worker_threads`;
+   * ignored with the scalar kernels.
+   */
+  readonly threads?: number;
 }
 
 /** The CPU backend: a {@link TensorBackend} that also says which kernels it runs. */
@@ -831,6 +838,10 @@ export interface CpuBackend extends TensorBackend {
    * blocks); 0 with the scalar kernels. Memory is reused, never returned to the system.
    */
   readonly memoryBytes: number;
+  /** Threads that run matmuls (the `threads` option where helper threads could start, else 1). */
+  readonly threads: number;
+  /** False until helper threads have started (meanwhile the calling thread does all the work). */
+  readonly threadsReady: boolean;
 }
 
 /**
@@ -850,6 +861,11 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       fix: "use Node 20 or later, or create the backend with kernels: 'scalar'.",
     });
   }
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+    throw new InvalidArgumentError('threads', `threads must be an integer from 1 to 64, got ${String(threads)}.`);
+  }
+  const helpers = runtime && threads > 1 ? runtime.startHelpers(threads - 1, 4) : 0;
   let memory: CpuMemory | undefined = new CpuMemory(runtime, options.bf16Weights ?? true);
   const live = (): CpuMemory => {
     if (!memory) throw new GumihoError('The cpu backend was disposed.', { fix: 'create a new backend with createCpuBackend().' });
@@ -861,6 +877,10 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     kernels: runtime ? 'wasm-simd' : 'scalar',
     get memoryBytes() {
       return runtime?.reservedBytes ?? 0;
+    },
+    threads: helpers + 1,
+    get threadsReady() {
+      return helpers === 0 || runtime!.helpersReady;
     },
     capabilities: { precision: 'float32', traced: false },
     async compile<I extends string, O extends string>(definition: ProgramDefinition<I, O>, weights: WeightStore): Promise<Program<I, O>> {

@@ -24,14 +24,16 @@ export interface KernelExports {
   /**
    * `out[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m])`, pointers in bytes (`bias` 0 for none). Output
    * columns are processed in panels of `panel` columns so that a panel of `w` stays in cache
-   * while every row of `x` passes over it. `scratch` is unused (same signature as `linearBf16`).
+   * while every row of `x` passes over it. Output rows are `outStride` floats apart (`m` for a
+   * whole matrix; more when computing a range of columns). `scratch` is unused (same signature as
+   * `linearBf16`).
    */
-  linear(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number): void;
+  linear(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number, outStride: number): void;
   /**
    * {@link linear} with bfloat16 weights packed by {@link packBf16} (`k` a multiple of 8);
    * `scratch` holds `panel * k` floats (used from 4 rows on).
    */
-  linearBf16(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number): void;
+  linearBf16(x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number, outStride: number): void;
   /** `out[i] = x[i] / (1 + exp(-x[i]))` for `count` floats (a multiple of 4), pointers in bytes. */
   silu(x: number, out: number, count: number): void;
   /**
@@ -77,7 +79,7 @@ function horizontalSum(fn: FunctionBuilder, vector: number): void {
  */
 function emitLinear(fn: FunctionBuilder, format: 'f32' | 'bf16', blocking: Blocking = BLOCKING.f32): void {
   const { rows: ROWS, columns: COLUMNS_MULTI, singleRowColumns: COLUMNS_SINGLE } = blocking;
-  const [X, N, K, W, M, BIAS, OUT, PANEL, SCRATCH] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
+  const [X, N, K, W, M, BIAS, OUT, PANEL, SCRATCH, OUT_STRIDE] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
   const i = fn.local(I32);
   const j = fn.local(I32);
   const jb = fn.local(I32);
@@ -180,8 +182,8 @@ function emitLinear(fn: FunctionBuilder, format: 'f32' | 'bf16', blocking: Block
     });
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < columns; c++) {
-        // out + ((i + r) * m + j + c) * 4
-        fn.get(OUT).get(i).i32(r).i32Add().get(M).i32Mul().get(j).i32Add().i32(c).i32Add().i32(2).i32Shl().i32Add();
+        // out + ((i + r) * outStride + j + c) * 4
+        fn.get(OUT).get(i).i32(r).i32Add().get(OUT_STRIDE).i32Mul().get(j).i32Add().i32(c).i32Add().i32(2).i32Shl().i32Add();
         fn.get(sum[r]![c]!).f32Store();
       }
     }
@@ -470,8 +472,8 @@ export function kernelModuleBinary(
   return assembleModule({
     memory,
     functions: [
-      { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'f32', blocking) },
-      { name: 'linearBf16', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'bf16', blocking) },
+      { name: 'linear', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'f32', blocking) },
+      { name: 'linearBf16', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32], build: (fn) => emitLinear(fn, 'bf16', blocking) },
       { name: 'silu', params: [I32, I32, I32], build: emitSilu },
       { name: 'attention', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: (fn) => emitAttention(fn) },
       { name: 'attention64', params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32], build: (fn) => emitAttention(fn, 64) },

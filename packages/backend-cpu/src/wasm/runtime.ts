@@ -6,6 +6,7 @@
  * `Float32Array` views that the backend hands out: buffers allocated before a growth stay valid.
  * A view's `byteOffset` is its pointer in the kernels' address space.
  */
+import { GumihoError } from '@gumiho/core';
 import { isExactBf16, kernelModuleBinary, packBf16, type KernelExports } from './kernel-module.js';
 
 /** A weight copied into the kernels' memory: float32, or packed bfloat16 (half the bytes, exact). */
@@ -16,6 +17,8 @@ export interface PackedWeight {
 }
 
 const PAGE_BYTES = 65536;
+/** Scratch of each helper thread (the bf16 kernel's converted weight panel), in floats. */
+const HELPER_SCRATCH_FLOATS = 65536;
 /** 2 GiB: pointers stay positive as signed i32, which the kernels' loop comparisons rely on. */
 const MAX_PAGES = 32768;
 const ALIGN = 64;
@@ -74,7 +77,13 @@ export class WasmRuntime {
   private disposed = false;
   private heapView: Float32Array;
 
-  private constructor(api: WasmApi, module: object) {
+  private helpers: Helper[] | undefined;
+  private threadMinRows = 4;
+
+  private constructor(
+    api: WasmApi,
+    private readonly module: object,
+  ) {
     this.memory = new api.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = new api.Instance(module, { env: { memory: this.memory } });
     this.kernels = instance.exports as unknown as KernelExports;
@@ -262,8 +271,56 @@ export class WasmRuntime {
     }
     // A panel of w of about 64 KiB stays in L2 while all rows pass over it.
     const panel = Math.max(4, Math.floor(16384 / Math.max(1, k)) & ~3);
-    if (w.format === 'bf16') this.kernels.linearBf16(xPtr, n, k, w.ptr, m, biasPtr, out.byteOffset, panel, this.panelScratch(panel * k * 4));
-    else this.kernels.linear(xPtr, n, k, w.ptr, m, biasPtr, out.byteOffset, panel, 0);
+    const bf16 = w.format === 'bf16';
+    const scratch = bf16 ? this.panelScratch(panel * k * 4) : 0;
+    const helpers = this.helpers;
+    if (helpers && n >= this.threadMinRows && m >= 16 * (helpers.length + 1) && panel * k * 4 <= HELPER_SCRATCH_FLOATS * 4) {
+      // Split the output columns: helper t computes a block, this thread the first one.
+      const parts = helpers.length + 1;
+      const share = Math.floor(m / parts / 4) * 4;
+      const rowBytes = bf16 ? k * 2 : k * 4;
+      let start = share;
+      const started: Helper[] = [];
+      for (const helper of helpers) {
+        const end = helper === helpers[helpers.length - 1] ? m : start + share;
+        if (helper.start(bf16, xPtr, n, k, w.ptr + start * rowBytes, end - start, biasPtr ? biasPtr + start * 4 : 0, out.byteOffset + start * 4, panel, m)) started.push(helper);
+        else {
+          // Not ready yet: compute its block here.
+          this.kernelLinear(bf16, xPtr, n, k, w.ptr + start * rowBytes, end - start, biasPtr ? biasPtr + start * 4 : 0, out.byteOffset + start * 4, panel, scratch, m);
+        }
+        start = end;
+      }
+      this.kernelLinear(bf16, xPtr, n, k, w.ptr, share, biasPtr, out.byteOffset, panel, scratch, m);
+      for (const helper of started) helper.finish();
+      return;
+    }
+    this.kernelLinear(bf16, xPtr, n, k, w.ptr, m, biasPtr, out.byteOffset, panel, scratch, m);
+  }
+
+  private kernelLinear(bf16: boolean, x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, scratch: number, outStride: number): void {
+    if (bf16) this.kernels.linearBf16(x, n, k, w, m, bias, out, panel, scratch, outStride);
+    else this.kernels.linear(x, n, k, w, m, bias, out, panel, 0, outStride);
+  }
+
+  /**
+   * Starts `count` helper threads (worker threads sharing this memory) that take a share of the
+   * output columns of every matmul with at least `minRows` rows. Returns how many started (0 where
+   * `node:worker_threads` is unavailable). Helpers become ready asynchronously; until then this
+   * thread does their share.
+   */
+  startHelpers(count: number, minRows: number): number {
+    const threads = workerThreads();
+    if (!threads || count <= 0 || this.helpers) return 0;
+    this.threadMinRows = minRows;
+    const helpers: Helper[] = [];
+    for (let index = 0; index < count; index++) {
+      const control = this.allocate(16);
+      const scratch = this.allocate(HELPER_SCRATCH_FLOATS);
+      if (!control || !scratch) break;
+      helpers.push(new Helper(threads, this.module, this.memory, control, scratch.byteOffset));
+    }
+    this.helpers = helpers.length > 0 ? helpers : undefined;
+    return helpers.length;
   }
 
   /**
@@ -306,8 +363,15 @@ export class WasmRuntime {
     kernel(qPtr, n, heads, kvHeads, headDim, keys.byteOffset, values.byteOffset, total, maskPtr, scale, base, out.byteOffset);
   }
 
-  /** Drops the memory; later allocations return `undefined`. */
+  /** True when helper threads were asked for and all of them are ready. */
+  get helpersReady(): boolean {
+    return this.helpers !== undefined && this.helpers.every((helper) => helper.ready);
+  }
+
+  /** Drops the memory and stops helper threads; later allocations return `undefined`. */
   dispose(): void {
+    for (const helper of this.helpers ?? []) helper.stop();
+    this.helpers = undefined;
     this.disposed = true;
     this.free.length = 0;
     this.sizes.clear();
@@ -316,4 +380,113 @@ export class WasmRuntime {
 
 function align(bytes: number): number {
   return Math.ceil(bytes / ALIGN) * ALIGN;
+}
+
+/** The parts of `node:worker_threads` used here. */
+interface WorkerThreads {
+  Worker: new (source: string, options: { eval: true; workerData: unknown }) => {
+    unref(): void;
+    terminate(): Promise<number>;
+    on(event: 'error', listener: (error: unknown) => void): void;
+  };
+}
+
+/** `node:worker_threads`, loaded synchronously where the runtime has it (Node >= 20.16). */
+function workerThreads(): WorkerThreads | undefined {
+  const get = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process?.getBuiltinModule;
+  try {
+    return get ? (get('node:worker_threads') as WorkerThreads) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Control block layout (Int32 words): 0 job sequence number (-1: exit), 1 format (1 = bf16),
+ * 2-10 the kernel's arguments, 13 error flag, 14 sequence number of the last finished job, 15 ready.
+ */
+const HELPER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, control, scratch } = workerData;
+const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const c = new Int32Array(memory.buffer, control, 16);
+Atomics.store(c, 15, 1);
+let seen = 0;
+for (;;) {
+  Atomics.wait(c, 0, seen);
+  const job = Atomics.load(c, 0);
+  if (job < 0) break;
+  seen = job;
+  try {
+    const f = c[1] === 1 ? kernels.linearBf16 : kernels.linear;
+    f(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], scratch, c[10]);
+  } catch (error) {
+    Atomics.store(c, 13, 1);
+  }
+  Atomics.store(c, 14, job);
+  Atomics.notify(c, 14);
+}
+`;
+
+/** One helper thread and its control block. */
+class Helper {
+  private readonly control: Int32Array;
+  private readonly worker: InstanceType<WorkerThreads['Worker']>;
+  private job = 0;
+  private failed = false;
+
+  constructor(threads: WorkerThreads, module: object, memory: WasmMemory, control: Float32Array, scratch: number) {
+    this.control = new Int32Array(control.buffer, control.byteOffset, 16);
+    this.worker = new threads.Worker(HELPER_SOURCE, { eval: true, workerData: { module, memory, control: control.byteOffset, scratch } });
+    this.worker.on('error', () => {
+      this.failed = true;
+    });
+    this.worker.unref();
+  }
+
+  get ready(): boolean {
+    return !this.failed && Atomics.load(this.control, 15) === 1;
+  }
+
+  /** Hands a matmul block to the thread; false when it is not ready (or has failed). */
+  start(bf16: boolean, x: number, n: number, k: number, w: number, m: number, bias: number, out: number, panel: number, outStride: number): boolean {
+    const c = this.control;
+    if (this.failed || Atomics.load(c, 15) !== 1) return false;
+    c[1] = bf16 ? 1 : 0;
+    c[2] = x;
+    c[3] = n;
+    c[4] = k;
+    c[5] = w;
+    c[6] = m;
+    c[7] = bias;
+    c[8] = out;
+    c[9] = panel;
+    c[10] = outStride;
+    this.job = (this.job + 1) & 0x3fffffff || 1;
+    Atomics.store(c, 0, this.job);
+    Atomics.notify(c, 0);
+    return true;
+  }
+
+  /** Waits until the thread has finished its block. */
+  finish(): void {
+    const c = this.control;
+    for (;;) {
+      const done = Atomics.load(c, 14);
+      if (done === this.job) break;
+      Atomics.wait(c, 14, done, 1000);
+      if (this.failed) {
+        throw new GumihoError('A helper thread of the cpu backend stopped.', { fix: 'create the backend with threads: 1.', code: 'GUMIHO_INTERNAL' });
+      }
+    }
+    if (Atomics.load(c, 13) !== 0) {
+      throw new GumihoError('A helper thread of the cpu backend failed in a matmul.', { fix: 'create the backend with threads: 1.', code: 'GUMIHO_INTERNAL' });
+    }
+  }
+
+  stop(): void {
+    Atomics.store(this.control, 0, -1);
+    Atomics.notify(this.control, 0);
+    void this.worker.terminate();
+  }
 }
