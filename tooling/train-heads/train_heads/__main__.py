@@ -48,6 +48,7 @@ def main(argv=None):
     c.add_argument("--mlp-blocks", type=int, default=0, help="medusa: residual blocks per head (default 1)")
     c.add_argument("--ce-frac", type=float, default=1.0, help="fraction of positions (random) used for the soft-CE terms")
     c.add_argument("--amp", choices=["none", "bf16"], default="none", help="CPU autocast (bf16 matmuls, fp32 master weights)")
+    c.add_argument("--init-from", default=None, help="start from the weights of another run dir (fresh optimizer/schedule)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--ckpt-every", type=int, default=50)
     c.add_argument("--log-every", type=int, default=5)
@@ -68,6 +69,7 @@ def main(argv=None):
     c.add_argument("--max-files", type=int, default=0)
     c.add_argument("--max-len", type=int, default=512, help="tokens per window")
     c.add_argument("--max-tokens", type=int, default=0, help="stop after this many evaluated tokens (0 = all)")
+    c.add_argument("--windows-per-file", type=int, default=0, help="only the first N windows of each file (0 = all)")
     c.add_argument("--depths", type=int, default=7)
     c.add_argument("--md", default=None, help="write the table as markdown here")
     c.add_argument("--json", default=None)
@@ -76,6 +78,11 @@ def main(argv=None):
     c.add_argument("--out", required=True)
     c.add_argument("--steps", type=int, default=3)
     c.add_argument("--seed", type=int, default=1234)
+
+    c = sub.add_parser("card", help="write README.md model card into an exported heads folder")
+    c.add_argument("--heads", required=True)
+    c.add_argument("--eval-json", default=None)
+    c.add_argument("--name", default=None, help="name of these heads in the eval table (default: folder name)")
 
     args = p.parse_args(argv)
     set_threads(args.threads)
@@ -94,6 +101,9 @@ def main(argv=None):
     elif args.cmd == "eval":
         from .evaluate import run_eval
         run_eval(args)
+    elif args.cmd == "card":
+        from .card import run_card
+        run_card(args)
     elif args.cmd == "smoke":
         from .smoke import run_smoke
         run_smoke(args)

@@ -71,7 +71,10 @@ def run_eval(args):
     evaluated = 0
     for fi, f in enumerate(files):
         ids = f["ids"]
-        for s in range(0, len(ids), args.max_len):
+        starts = list(range(0, len(ids), args.max_len))
+        if args.windows_per_file:
+            starts = starts[: args.windows_per_file]
+        for s in starts:
             w = ids[s : s + args.max_len]
             T = len(w)
             if T < D + 3:

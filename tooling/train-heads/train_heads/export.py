@@ -91,12 +91,29 @@ def run_export(args):
             "weightDecay": a.get("weight_decay"),
             "gradClip": a.get("clip"),
             "noise": a.get("noise"),
+            "ceFrac": a.get("ce_frac"),
+            "amp": a.get("amp"),
+            "features": "final post-norm hidden states of the target, fp16, teacher-forced",
             "lossWeights": {k: a.get(k) for k in ("v_w", "p_w", "mlp_v_w", "mlp_p_w", "mlp_loss_weight", "mlp_decay")},
             "finalLosses": info["finalLosses"],
             "seconds": info["seconds"],
             "trainableParams": info["params"],
+            "initFrom": info.get("initFrom"),
             "hardware": os.environ.get("TRAIN_HEADS_HARDWARE", "2-core x86 VM (shared), PyTorch 1.13 CPU, fp32"),
         }
+        ini = info.get("initFrom")
+        if ini and ini.get("steps"):
+            # this run continued from another one: report totals over both stages
+            training["stages"] = [
+                {"steps": ini["steps"], "tokensSeen": ini["tokensSeen"], "tokensPerEpoch": ini["tokensPerEpoch"],
+                 "seconds": ini["seconds"], "finalLosses": ini.get("finalLosses")},
+                {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
+                 "seconds": info["seconds"], "finalLosses": info["finalLosses"]},
+            ]
+            training["steps"] = ini["steps"] + info["steps"]
+            training["tokensSeen"] = ini["tokensSeen"] + info["tokensSeen"]
+            training["seconds"] = round(ini["seconds"] + info["seconds"], 1)
+            training["initFrom"] = "stage 1 (see stages)"
     config = export_heads(model, args.out, args.target, args.target_name, training)
     size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
     log(f"exported {config['kind']} heads to {args.out} ({size / 1e6:.2f} MB)")

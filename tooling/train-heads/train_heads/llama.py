@@ -112,7 +112,7 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(H, kvh * hd, bias=False)
         self.o_proj = nn.Linear(nh * hd, H, bias=False)
 
-    def forward(self, x, cos, sin, mask, base_kv=None, diag_kvs=()):
+    def forward(self, x, cos, sin, mask, base_kv=None, diag_kvs=(), past_kv=None):
         """Normal mode (base_kv None): causal self-attention with additive `mask` [.., T, T].
 
         Diagonal mode (evaluation of multi-step drafting for every root at once): row t attends to
@@ -127,6 +127,9 @@ class Attention(nn.Module):
         k = apply_rope(k, cos, sin)
         rep = self.nh // self.kvh
         scale = 1.0 / math.sqrt(self.hd)
+        if past_kv is not None:  # KV cache: mask must be [.., T, S_past + T]
+            k = torch.cat([past_kv[0], k], dim=2)
+            v = torch.cat([past_kv[1], v], dim=2)
         if base_kv is None:
             s = torch.matmul(q, repeat_kv(k, rep).transpose(2, 3)) * scale + mask
             p = torch.softmax(s.float(), dim=-1).to(q.dtype)
@@ -166,9 +169,9 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps) if input_norm else None
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x, cos, sin, mask, base_kv=None, diag_kvs=()):
+    def forward(self, x, cos, sin, mask, base_kv=None, diag_kvs=(), past_kv=None):
         h = self.input_layernorm(x) if self.input_layernorm is not None else x
-        a, kv = self.self_attn(h, cos, sin, mask, base_kv, diag_kvs)
+        a, kv = self.self_attn(h, cos, sin, mask, base_kv, diag_kvs, past_kv)
         x = x + a
         x = x + self.mlp(self.post_attention_layernorm(x))
         return x, kv
@@ -183,16 +186,26 @@ class LlamaForCausalLM(nn.Module):
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.lm_head_weight = None  # set in load; [V, H]
 
-    def hidden(self, ids, positions=None):
-        """ids [B, T] -> final post-norm hidden states [B, T, H] (float32)."""
+    def hidden(self, ids, positions=None, cache=None):
+        """ids [B, T] -> final post-norm hidden states [B, T, H] (float32).
+        cache: optional list (one (k, v) per layer, or empty list) extended in place."""
         B, T = ids.shape
+        past = 0 if not cache else cache[0][0].shape[2]
         if positions is None:
-            positions = torch.arange(T)[None]
+            positions = torch.arange(past, past + T)[None]
         cos, sin = rope_cos_sin(positions, self.cfg.head_dim, self.cfg.rope_theta)
         mask = causal_mask(T)
+        if past:
+            mask = torch.cat([torch.zeros(1, 1, T, past), mask], dim=-1)
         x = self.embed_tokens(ids)
-        for layer in self.layers:
-            x, _ = layer(x, cos, sin, mask)
+        for i, layer in enumerate(self.layers):
+            pkv = cache[i] if past else None
+            x, kv = layer(x, cos, sin, mask, past_kv=pkv)
+            if cache is not None:
+                if len(cache) > i:
+                    cache[i] = kv
+                else:
+                    cache.append(kv)
         return self.norm(x)
 
     def logits(self, hidden):
@@ -203,14 +216,15 @@ class LlamaForCausalLM(nn.Module):
 
     @torch.no_grad()
     def greedy(self, ids, n):
-        """Greedy continuation without KV cache (fine for short tests)."""
-        ids = list(ids)
+        """Greedy continuation with a KV cache."""
+        cache = []
+        x = torch.tensor([list(ids)])
         out = []
         for _ in range(n):
-            lg = self.forward(torch.tensor([ids]))[0, -1]
+            lg = self.logits(self.hidden(x, cache=cache))[0, -1]
             t = int(lg.argmax())
             out.append(t)
-            ids.append(t)
+            x = torch.tensor([[t]])
         return out
 
 

@@ -151,10 +151,12 @@ def run_train(args):
     nseq, L = X.shape
     steps_per_epoch = nseq // args.batch
     total_steps = max(1, int(round(args.epochs * steps_per_epoch)))
+    max_steps = total_steps
     params = [p for p in model.parameters() if p.requires_grad]
     nparams = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     ck = os.path.join(out, "checkpoint.pt")
+    init_info = None
     step = 0
     history = []
     elapsed_before = 0.0
@@ -165,8 +167,24 @@ def run_train(args):
         step = s["step"]
         total_steps = s.get("total_steps", total_steps)
         history = s["history"]
+        init_info = s.get("init")
         elapsed_before = s["elapsed"]
         log(f"resumed from {ck} at step {step}")
+    elif args.init_from:
+        src = os.path.join(args.init_from, "final.pt")
+        if not os.path.exists(src):
+            src = os.path.join(args.init_from, "checkpoint.pt")
+        s = torch.load(src)
+        model.load_state_dict(s["model"])
+        prev = {}
+        ip = os.path.join(args.init_from, "train_info.json")
+        if os.path.exists(ip):
+            with open(ip) as f:
+                prev = json.load(f)
+        init_info = {"from": os.path.abspath(src), "steps": prev.get("steps"), "tokensSeen": prev.get("tokensSeen"),
+                     "tokensPerEpoch": prev.get("tokensPerEpoch"), "seconds": prev.get("seconds"),
+                     "finalLosses": prev.get("finalLosses")}
+        log(f"initialised weights from {src} (optimizer and schedule fresh)")
     log(f"train {args.kind}: {nparams / 1e6:.2f} M params, {nseq} sequences x {L} tokens "
         f"({nseq * L} tokens), {total_steps} steps of {args.batch} seqs, {args.epochs} epochs")
 
@@ -186,6 +204,7 @@ def run_train(args):
             "step": step,
             "total_steps": total_steps,
             "history": history,
+            "init": init_info,
             "elapsed": elapsed_before + (time.time() - t0),
             "config": model.cfg.to_dict(),
             "args": vars(args),
@@ -208,6 +227,7 @@ def run_train(args):
                 "seconds": round(state["elapsed"], 1),
                 "args": {k: v for k, v in vars(args).items() if k not in ("cmd",)},
                 "finalLosses": avg_last(history, 20),
+                "initFrom": init_info,
                 "history": history,
             }
             write_json(os.path.join(out, "train_info.json"), info)
@@ -255,10 +275,10 @@ def run_train(args):
             # shrink the schedule so that training (incl. the cosine decay) ends within the budget
             spent = elapsed_before + time.time() - t0
             per_step = (time.time() - t0) / max(1, step - start_step)
-            fit = step + int(max(0.0, args.time_budget - spent) / per_step)
-            if fit < total_steps:
-                total_steps = max(step + 1, fit)
-                log(f"time budget: schedule shortened to {total_steps} steps")
+            fit = max(step + 1, min(max_steps, step + int(max(0.0, args.time_budget - spent) / per_step)))
+            if fit != total_steps:
+                total_steps = fit
+                log(f"time budget: schedule set to {total_steps} steps")
         if step % args.ckpt_every == 0:
             save()
         if args.max_seconds and time.time() - t0 > args.max_seconds:

@@ -1,0 +1,82 @@
+"""card: write a model card (README.md) for an exported heads folder from its config.json and an
+eval --json table."""
+import json
+import os
+
+from .common import log
+
+DESC = {
+    "gumiho": "Gumiho hybrid draft (arXiv 2503.10135): `fc` (2H->H, bias) + 2 Llama decoder layers "
+              "(layer 0 without input RMSNorm, no final norm) drafting depths 1-2 serially, and 5 MLP heads "
+              "(1 + 5 SiLU blocks, input 2H) drafting depths 3-7 in parallel.",
+    "eagle2": "EAGLE-1/2 draft: `fc` (2H->H, bias) + 1 Llama decoder layer (without input RMSNorm, no final "
+              "norm), applied autoregressively on its own predicted features.",
+    "medusa": "Medusa heads: 5 heads of residual SiLU blocks on the target's last hidden state; head i "
+              "drafts depth i+1.",
+}
+
+
+def run_card(args):
+    with open(os.path.join(args.heads, "config.json")) as f:
+        cfg = json.load(f)
+    kind = cfg["kind"]
+    tr = cfg.get("training", {})
+    size = os.path.getsize(os.path.join(args.heads, "model.safetensors"))
+    table = None
+    if args.eval_json and os.path.exists(args.eval_json):
+        with open(args.eval_json) as f:
+            table = json.load(f)
+    name = args.name or os.path.basename(os.path.normpath(args.heads))
+    L = [f"# {cfg['target']['name']} {kind} draft heads", ""]
+    L.append(DESC.get(kind, kind))
+    L.append("")
+    L.append(f"- Target: `{cfg['target']['name']}` (config.json sha256 `{cfg['target']['configSha256']}`); "
+             "the target's frozen `lm_head` (tied to `embed_tokens`) and embeddings are used, not stored here.")
+    L.append(f"- Files: `model.safetensors` (bf16, {size / 1e6:.2f} MB, {tr.get('trainableParams', 0) / 1e6:.2f} M parameters), "
+             "`config.json` (format `gumiho-heads` v1, see `tooling/train-heads/README.md`).")
+    L.append(f"- Shape: serialLayers {cfg['serialLayers']}, mlpHeads {cfg['mlpHeads']}, mlpBlocks {cfg['mlpBlocks']}, fcBias {str(cfg['fcBias']).lower()}.")
+    L.append("")
+    if tr:
+        L.append("## Training")
+        L.append("")
+        L.append(f"- Data: {tr.get('data')}: {tr.get('tokensPerEpoch')} tokens in chunks of {tr.get('seqLen')} "
+                 f"(first {tr.get('tokensPerEpoch')} tokens of `train.txt.xz`, the target's own training text).")
+        L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
+                 f"{tr.get('tokensSeen')} tokens ({tr.get('epochs')} epochs).")
+        L.append(f"- Optimiser: AdamW lr {tr.get('lr')}, betas {tr.get('betas')}, weight decay {tr.get('weightDecay')}, "
+                 f"warm-up {tr.get('warmup')} steps, {tr.get('schedule')}, grad clip {tr.get('gradClip')}; "
+                 f"input-feature noise {tr.get('noise')} x 512/seq_len.")
+        L.append(f"- Loss weights: {json.dumps(tr.get('lossWeights'))}; cross-entropy on a random fraction "
+                 f"{tr.get('ceFrac')} of positions per batch; autocast {tr.get('amp')}.")
+        L.append(f"- Hardware and time: {tr.get('hardware')}; {tr.get('seconds')} s of training "
+                 "(features generated once and shared by all head kinds).")
+        fl = tr.get("finalLosses", {})
+        if fl:
+            L.append("- Final training losses (mean of the last 20 steps): "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in fl.items() if k not in ("step", "lr", "gnorm")))
+        L.append("")
+    if table:
+        L.append("## Accuracy (held-out, teacher-forced, greedy)")
+        L.append("")
+        L.append(f"{table['tokens']} tokens from {table['files']} files of `dev.jsonl` (packages the target was not "
+                 f"trained on), windows of {table['windowTokens']} tokens. `acc` = the draft's top-1 at depth d "
+                 "equals the target's greedy token; `all<=d` = depths 1..d all equal (single-chain acceptance proxy).")
+        L.append("")
+        L.append("| depth | acc | all<=d |")
+        L.append("|---|---|---|")
+        h = table["heads"].get(name) or next(v for v in table["heads"].values() if v["kind"] == kind)
+        for d, (a, c) in enumerate(zip(h["acc"], h["cumAcc"])):
+            if a is None:
+                continue
+            L.append(f"| {d + 1} | {a:.3f} | {c:.3f} |")
+        L.append("")
+        L.append(f"Chain tau proxy (1 + sum all<=d): {1 + sum(c for c in h['cumAcc'] if c is not None):.2f}. "
+                 "Comparison with the other kinds: `tooling/train-heads/RESULTS.md`.")
+        L.append("")
+    L.append("## Reproduce")
+    L.append("")
+    L.append("See `tooling/train-heads/RESULTS.md` for the exact commands (features, train, export, eval).")
+    L.append("")
+    with open(os.path.join(args.heads, "README.md"), "w") as f:
+        f.write("\n".join(L))
+    log(f"wrote {os.path.join(args.heads, 'README.md')}")
