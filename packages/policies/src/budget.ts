@@ -172,6 +172,8 @@ export async function chooseTreeBudget(options: ChooseBudgetOptions): Promise<Bu
     if (size < 2 || options.calibrationPrompt.length + tokens + size > options.target.cache.spec.capacity) continue;
     const policy = options.policyAt(size);
     if (!policy) continue;
+    // Knobs such as --depth may cap the tree below `size`: measure each real size once.
+    if (candidates.some((candidate) => candidate.totalTokens === (policy.maxTreeSize ?? size))) continue;
     const decoder = options.decoderFor(policy);
     await decoder.generate({ prompt: options.calibrationPrompt, maxNewTokens: 8 }); // warm-up (compiles shapes)
     const result = await decoder.generate({ prompt: options.calibrationPrompt, maxNewTokens: tokens });

@@ -51,7 +51,7 @@ export interface PolicyKnobs {
 
 /** Default knobs per policy, sized for this project's CPU backends (see the README's bench). */
 export const DEFAULT_KNOBS: Readonly<Record<Exclude<PolicyName, 'vanilla'>, Required<Pick<PolicyKnobs, 'totalTokens'>> & PolicyKnobs>> = {
-  lookup: { totalTokens: 9, depth: 8, topKDraft: 1 },
+  lookup: { totalTokens: 9, topKDraft: 1 },
   medusa: { totalTokens: 16 },
   eagle2: { totalTokens: 24, topKDraft: 6, depth: 6 },
   gumiho: { totalTokens: 24, topKDraft: 6, mlpTopK: 6, pruning: 6, fta: 'exact' },
@@ -148,6 +148,7 @@ export function createPolicyBuilder(name: Exclude<PolicyName, 'vanilla'>, knobs:
   const drafts = Math.max(1, totalTokens - 1);
   switch (name) {
     case 'lookup':
+      // A chain: its length is the budget unless --depth caps it.
       return { builder: createChainBuilder({ depth: Math.min(merged.depth ?? drafts, drafts) }), totalTokens: Math.min(totalTokens, (merged.depth ?? drafts) + 1) };
     case 'medusa':
       return { builder: createStaticTreeBuilder({ paths: medusaTreePaths(drafts) }), totalTokens };
