@@ -228,6 +228,28 @@ describe('Gumiho parallel heads', () => {
   });
 });
 
+describe('parallelHeads option', () => {
+  it('runs only the first heads, with the same outputs as the full set', async () => {
+    const { config, weights, head: full } = gumihoSetup(12);
+    const two = createGumihoHead({ target, weights, config, parallelHeads: 2 });
+    expect(two.info.parallelHeads).toBe(2);
+    const { hidden, tokens } = context(5, 12);
+    const results = [];
+    for (const head of [full, two]) {
+      await head.observe({ hidden, tokens, context: tokens, topK: 2 });
+      const level1 = await head.expand({ parents: Int32Array.of(0), tokens: Int32Array.of(6), topK: 2 });
+      results.push(await head.parallel({ first: level1.handles, parents: level1.handles, tokens: Int32Array.of(8), topK: 4 }));
+    }
+    expect(results[1]!.heads).toHaveLength(2);
+    for (let m = 0; m < 2; m++) expect(Array.from(results[1]!.heads[m]!.logProbs)).toEqual(Array.from(results[0]!.heads[m]!.logProbs));
+    expect(() => createGumihoHead({ target, weights, config, parallelHeads: 4 })).toThrow(/parallelHeads must be an integer in 1\.\.3/);
+    const medusaConfig = draftHeadsConfigFor('medusa', target, { mlpHeads: 3, mlpBlocks: 1 });
+    const medusa = createMedusaHead({ target, weights: randomDraftHeadWeights('medusa', medusaConfig, 2), config: medusaConfig, parallelHeads: 1 });
+    await medusa.observe({ hidden, tokens, context: tokens, topK: 2 });
+    expect((await medusa.parallel({ topK: 2 })).heads).toHaveLength(1);
+  });
+});
+
 describe('EAGLE-2 head', () => {
   it('is the serial part alone: unbounded serial depth, no parallel heads', async () => {
     const config = draftHeadsConfigFor('eagle2', target);

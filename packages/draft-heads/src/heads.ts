@@ -40,6 +40,22 @@ export interface WeightedHeadOptions {
   readonly maxContext?: number;
   /** Speculative draft rows one round may add (default 512). */
   readonly maxSpeculativeRows?: number;
+  /**
+   * Gumiho and Medusa: run only the first `parallelHeads` MLP heads (default: all of
+   * `config.mlpHeads`). Deep levels rarely make it into a small tree, so a small verification
+   * budget can skip their cost; `info.parallelHeads` reports the number used.
+   */
+  readonly parallelHeads?: number;
+}
+
+/** The number of parallel heads to run: `options.parallelHeads`, checked, or all. */
+function usedParallelHeads(options: WeightedHeadOptions): number {
+  const available = options.config.mlpHeads;
+  const wanted = options.parallelHeads ?? available;
+  if (!Number.isInteger(wanted) || wanted < 1 || wanted > available) {
+    throw new InvalidArgumentError('parallelHeads', `parallelHeads must be an integer in 1..${available} (the heads in the checkpoint), got ${wanted}.`);
+  }
+  return wanted;
 }
 
 /** Prefix under which a head's own weights appear in its layered store. */
@@ -164,7 +180,7 @@ export class GumihoDraftHead extends SerialDraftHead {
     if (first.length !== r || parents.length !== r) {
       throw new InvalidArgumentError('parallel', `Gumiho parallel(): first (${first.length}), parents (${parents.length}) and tokens (${r}) must have one entry per branch.`);
     }
-    const heads = this.config.mlpHeads;
+    const heads = this.info.parallelHeads;
     if (r === 0) return { heads: Array.from({ length: heads }, () => emptyCandidates(0, options.topK)) };
     const H = this.config.hiddenSize;
     const V = this.config.vocabSize;
@@ -202,14 +218,14 @@ export class GumihoDraftHead extends SerialDraftHead {
 
 /**
  * Creates a Gumiho head (`config.kind === 'gumiho'`): `info.serialDepth` 2,
- * `info.parallelHeads` = `config.mlpHeads`, `info.parallelBranchDepth` 2. Programs compile on
+ * `info.parallelHeads` = `options.parallelHeads ?? config.mlpHeads`, `info.parallelBranchDepth` 2. Programs compile on
  * the target's backend at first use.
  */
 export function createGumihoHead(options: WeightedHeadOptions): GumihoDraftHead {
   const prepared = prepare(options, ['gumiho'], 'createGumihoHead');
   return new GumihoDraftHead(
     'gumiho',
-    { serialDepth: 2, parallelHeads: options.config.mlpHeads, parallelBranchDepth: 2 },
+    { serialDepth: 2, parallelHeads: usedParallelHeads(options), parallelBranchDepth: 2 },
     options,
     prepared,
   );
@@ -247,7 +263,7 @@ export class MedusaDraftHead implements DraftHead {
     this.target = options.target;
     this.store = prepared.store;
     this.names = prepared.names;
-    this.info = { serialDepth: 0, parallelHeads: options.config.mlpHeads, parallelBranchDepth: 0 };
+    this.info = { serialDepth: 0, parallelHeads: usedParallelHeads(options), parallelBranchDepth: 0 };
   }
 
   reset(): void {
@@ -262,7 +278,7 @@ export class MedusaDraftHead implements DraftHead {
       throw new InvalidArgumentError('hidden', `observe(): expected ${Math.max(m, 1)} hidden rows of ${H} values (one per token), got ${options.hidden.length} values.`);
     }
     this.program ??= this.target.backend.compile(
-      medusaProgram({ hiddenSize: H, heads: this.config.mlpHeads, blocks: this.config.mlpBlocks, fcBias: false }, this.names),
+      medusaProgram({ hiddenSize: H, heads: this.info.parallelHeads, blocks: this.config.mlpBlocks, fcBias: false }, this.names),
       this.store,
     );
     const program = await this.program;
@@ -288,7 +304,7 @@ export class MedusaDraftHead implements DraftHead {
     const rows = options.tokens?.length ?? options.parents?.length ?? options.first?.length ?? 1;
     const V = this.config.vocabSize;
     const heads: Candidates[] = [];
-    for (let head = 0; head < this.config.mlpHeads; head++) {
+    for (let head = 0; head < this.info.parallelHeads; head++) {
       const one = candidatesFromLogits(logits, V, options.topK, head, 1);
       const all = emptyCandidates(rows, options.topK);
       for (let r = 0; r < rows; r++) {

@@ -127,6 +127,8 @@ export interface LoadDraftHeadsOptions {
   readonly maxContext?: number;
   /** Speculative rows one round may add (default 512). */
   readonly maxSpeculativeRows?: number;
+  /** Gumiho and Medusa: run only the first `parallelHeads` MLP heads (default: all). */
+  readonly parallelHeads?: number;
 }
 
 /**
