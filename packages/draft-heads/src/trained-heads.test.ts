@@ -6,7 +6,7 @@
  *
  * Opt-in, because it needs trained heads and a few seconds of PyTorch:
  *   GUMIHO_TRAINED_HEADS=dir1,dir2 [GUMIHO_TARGET_DIR=/work/shared/models/py-llama-28m]
- *   [GUMIHO_WINDOW=64] pnpm --filter @gumiho/draft-heads test trained-heads
+ *   [GUMIHO_WINDOW=64] [GUMIHO_BACKEND=ort] pnpm --filter @gumiho/draft-heads test trained-heads
  * Prints the per-depth agreement and accuracy; GUMIHO_DEBUG=1 also prints every disagreeing root.
  */
 import { spawnSync } from 'node:child_process';
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ROOT_HANDLE, type ModelConfig } from '@gumiho/core';
 import { createCpuBackend } from '@gumiho/backend-cpu';
+import { createOrtBackend } from '@gumiho/backend-ort';
 import { MapWeightStore, readSafetensors } from '@gumiho/safetensors';
 import { GumihoDraftHead, MedusaDraftHead, SerialDraftHead, type DraftTarget } from './heads.js';
 import { loadDraftHeads } from './io.js';
@@ -71,7 +72,7 @@ async function realTarget(): Promise<DraftTarget> {
   };
   return {
     name: 'py-llama-28m',
-    backend: createCpuBackend(),
+    backend: process.env.GUMIHO_BACKEND === 'ort' ? await createOrtBackend({ threads: 1 }) : createCpuBackend(),
     weights,
     config,
     embeddingWeight: 'model.embed_tokens.weight',
@@ -133,7 +134,7 @@ describe.runIf(HEADS.length > 0)('trained heads: TypeScript protocol vs train_he
           head.endRound();
         }
         const rate = agree.map((count) => count / roots);
-        console.log(`${dir} (${head.id}, ${roots} roots): agreement with PyTorch per depth ${rate.map((r) => r.toFixed(3)).join(' ')}; ` +
+        console.log(`${dir} (${head.id} on ${target.backend.id}, ${roots} roots): agreement with PyTorch per depth ${rate.map((r) => r.toFixed(3)).join(' ')}; ` +
           `top-1 accuracy vs the data ${correct.map((c) => (c / roots).toFixed(3)).join(' ')}`);
         // Near-ties between float32 implementations may flip an argmax now and then.
         for (const r of rate) expect(r).toBeGreaterThanOrEqual(0.97);
