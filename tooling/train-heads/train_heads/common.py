@@ -9,9 +9,11 @@ import torch
 PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tooling/train-heads
 REPO_ROOT = os.path.dirname(os.path.dirname(PKG_ROOT))
 WORK = os.path.join(PKG_ROOT, "work")
-DEFAULT_TARGET = os.environ.get("TRAIN_HEADS_TARGET", "/work/shared/models/py-llama-28m")
-DEFAULT_DATA = os.environ.get("TRAIN_HEADS_DATA", "/work/shared/data/python-code")
-DEFAULT_GOLDEN = os.environ.get("TRAIN_HEADS_GOLDEN", "/work/shared/fixtures/py-llama-28m.golden.json")
+# The project's shared material sits beside the repository (`<repo>/../shared`), as in CI.
+SHARED = os.environ.get("GUMIHO_SHARED_DIR", os.path.join(os.path.dirname(REPO_ROOT), "shared"))
+DEFAULT_TARGET = os.environ.get("TRAIN_HEADS_TARGET", os.path.join(SHARED, "models", "py-llama-28m"))
+DEFAULT_DATA = os.environ.get("TRAIN_HEADS_DATA", os.path.join(SHARED, "data", "python-code"))
+DEFAULT_GOLDEN = os.environ.get("TRAIN_HEADS_GOLDEN", os.path.join(SHARED, "fixtures", "py-llama-28m.golden.json"))
 TOKENIZE_JS = os.path.join(PKG_ROOT, "scripts", "tokenize.mjs")
 
 
