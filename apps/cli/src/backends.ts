@@ -13,11 +13,12 @@ export type BackendFactory = () => TensorBackend | Promise<TensorBackend>;
 export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([
   ['cpu', () => createCpuBackend()],
   // ONNX Runtime through onnxruntime-node; each name pins one execution provider, `ort` takes the
-  // first that starts of CUDA, WebGPU and CPU.
-  ['ort-cpu', () => createOrtBackend({ executionProviders: ['cpu'] })],
-  ['ort-cuda', () => createOrtBackend({ executionProviders: ['cuda'] })],
-  ['ort-webgpu', () => createOrtBackend({ executionProviders: ['webgpu'] })],
-  ['ort', () => createOrtBackend({ executionProviders: ['cuda', 'webgpu', 'cpu'] })],
+  // first that starts of CUDA, WebGPU and CPU. Draft heads run with int8 weights there (drafts are
+  // only proposals; the target verifies them in float32, so the output is unchanged).
+  ['ort-cpu', () => createOrtBackend({ executionProviders: ['cpu'], draftWeights: 'int8' })],
+  ['ort-cuda', () => createOrtBackend({ executionProviders: ['cuda'], draftWeights: 'int8' })],
+  ['ort-webgpu', () => createOrtBackend({ executionProviders: ['webgpu'], draftWeights: 'int8' })],
+  ['ort', () => createOrtBackend({ executionProviders: ['cuda', 'webgpu', 'cpu'], draftWeights: 'int8' })],
 ]);
 
 /** The default `--backend`. */

@@ -201,6 +201,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An int8 initializer embedded in the proto (quantized draft weights; copied once when encoded). */
+  embeddedInt8(name: string, data: Int8Array, shape: readonly number[]): string {
+    this.reserve(name);
+    this.initializers.push({ name, dataType: onnx.TensorProto.DataType.INT8, dims: [...shape], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
+  }
+
   /**
    * A large float32 initializer embedded in the proto (`raw_data` is a view of `data`; the bytes
    * are copied once, when the model is encoded).

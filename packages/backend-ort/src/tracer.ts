@@ -57,6 +57,8 @@ class OrtWeight extends OrtTensor implements WeightRef {
     readonly name: string,
     shape: readonly Dim[],
     value: string,
+    /** The weight's float32 values (for quantized copies in draft-precision programs). */
+    readonly data?: Float32Array,
   ) {
     super('float32', shape, value);
   }
@@ -161,7 +163,11 @@ class Tracer implements Ops {
     private readonly programName: string,
     private readonly cacheSpecs: Readonly<Record<string, KvCacheSpec>>,
     private readonly programInputs: ReadonlyMap<string, string>,
+    private readonly quantizeLinears: boolean,
   ) {}
+
+  /** int8 copies of weights made for quantized linears, by weight name. */
+  private readonly quantized = new Map<string, { weights: string; scales: string; zeros: string }>();
 
   private floatRows(ref: TensorRef, what: string): { tensor: OrtTensor; rows: Dim; cols: number } {
     const tensor = this.own(ref, what);
@@ -208,6 +214,22 @@ class Tracer implements Ops {
     const w = this.floatRows(weight, `linear weight ${weight.name}`);
     if (w.cols !== input.cols) throw new ShapeMismatchError(`linear ${weight.name}`, [w.rows, input.cols], [w.rows, w.cols]);
     const outFeatures = w.rows as number;
+    const source = weight instanceof OrtWeight ? weight.data : undefined;
+    if (this.quantizeLinears && source && outFeatures * w.cols >= QUANTIZE_MIN_ELEMENTS) {
+      let q = this.quantized.get(weight.name);
+      if (!q) {
+        const { weights, scales } = quantizeWeightInt8(source, outFeatures, w.cols);
+        q = {
+          weights: this.graph.embeddedInt8(`q8.${weight.name}`, weights, [w.cols, outFeatures]),
+          scales: this.graph.embeddedFloat32(`q8s.${weight.name}`, scales, [outFeatures]),
+          zeros: this.graph.embeddedInt8(`q8z.${weight.name}`, new Int8Array(outFeatures), [outFeatures]),
+        };
+        this.quantized.set(weight.name, q);
+      }
+      const inputs = [input.tensor.value, q.weights, q.scales, q.zeros];
+      if (bias) inputs.push(this.own(bias, 'linear bias').value);
+      return this.f32(input.rows, outFeatures, this.graph.op('DynamicQuantizeMatMul', inputs, {}, MS_DOMAIN));
+    }
     let value = this.graph.op('FusedMatMul', [input.tensor.value, w.tensor.value], { transB: 1, alpha: { float: 1 } }, MS_DOMAIN);
     if (bias) {
       const b = this.own(bias, 'linear bias');
@@ -375,11 +397,40 @@ class Tracer implements Ops {
   }
 }
 
+/** Options of {@link traceProgram}. */
+export interface TraceOptions {
+  /**
+   * Lower `linear` with int8 weights (per-output-channel symmetric scales) as
+   * `com.microsoft.DynamicQuantizeMatMul`. Only for programs whose outputs need not be exact.
+   */
+  readonly quantizeLinears?: boolean;
+}
+
+/** Smallest weight (elements) worth quantizing; smaller ones stay float32. */
+const QUANTIZE_MIN_ELEMENTS = 4096;
+
+/**
+ * int8 copy of a `[out, in]` float32 weight in the `[in, out]` layout DynamicQuantizeMatMul
+ * takes, with one symmetric scale per output channel.
+ */
+export function quantizeWeightInt8(data: Float32Array, outFeatures: number, inFeatures: number): { weights: Int8Array; scales: Float32Array } {
+  const weights = new Int8Array(outFeatures * inFeatures);
+  const scales = new Float32Array(outFeatures);
+  for (let j = 0; j < outFeatures; j++) {
+    let max = 0;
+    for (let k = 0; k < inFeatures; k++) max = Math.max(max, Math.abs(data[j * inFeatures + k]!));
+    const scale = max > 0 ? max / 127 : 1;
+    scales[j] = scale;
+    for (let k = 0; k < inFeatures; k++) weights[k * outFeatures + j] = Math.round(data[j * inFeatures + k]! / scale);
+  }
+  return { weights, scales };
+}
+
 /**
  * Traces `definition` into an ONNX graph. Weights become external float32 initializers named
  * after the weight (their bytes are views of the store's arrays: nothing is copied here).
  */
-export function traceProgram(definition: ProgramDefinition, weights: WeightStore): TraceResult {
+export function traceProgram(definition: ProgramDefinition, weights: WeightStore, options: TraceOptions = {}): TraceResult {
   const graph = new GraphBuilder();
   const inputs: TracedInput[] = [];
   const refs: Record<string, TensorRef> = {};
@@ -410,7 +461,7 @@ export function traceProgram(definition: ProgramDefinition, weights: WeightStore
         }
         if (tensor.dtype !== 'float32') throw new DTypeError(`weight ${name}`, 'float32', tensor.dtype);
         const value = graph.externalFloat32(`w.${name}`, tensor.data, tensor.shape, `w.${name}`);
-        ref = new OrtWeight(name, tensor.shape, value);
+        ref = new OrtWeight(name, tensor.shape, value, tensor.data);
         weightRefs.set(name, ref);
       }
       return ref;
@@ -418,7 +469,7 @@ export function traceProgram(definition: ProgramDefinition, weights: WeightStore
     hasWeight: (name) => weights.has(name),
     kv: (cache, layer) => ({ cache, layer }),
   };
-  const tracer = new Tracer(graph, definition.name, definition.caches ?? {}, programInputs);
+  const tracer = new Tracer(graph, definition.name, definition.caches ?? {}, programInputs, options.quantizeLinears ?? false);
   const produced = definition.build(tracer, refs, context);
   const outputs: TracedOutput[] = [];
   for (const [name, ref] of Object.entries(produced)) {

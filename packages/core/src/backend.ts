@@ -167,6 +167,13 @@ export interface ProgramDefinition<I extends string = string, O extends string =
   readonly inputs: Readonly<Record<I, ProgramInputSpec>>;
   /** KV caches the program attends over, by name. */
   readonly caches?: Readonly<Record<string, KvCacheSpec>>;
+  /**
+   * `exact` (default): outputs must match float32 arithmetic. `draft`: the outputs only propose
+   * tokens that the target verifies (draft heads), so a backend may compute them at reduced
+   * precision, e.g. with int8 weights; the decoded output stays exactly the target's either way.
+   * Honoured by the ort backend's `draftWeights` option; the cpu backend always computes exactly.
+   */
+  readonly precision?: 'exact' | 'draft';
   /** Emits the computation; returns the outputs (float32). */
   build(ops: Ops, inputs: Readonly<Record<I, TensorRef>>, context: BuildContext): Record<O, TensorRef>;
 }

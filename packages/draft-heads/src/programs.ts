@@ -60,6 +60,8 @@ export function serialStepProgram(
   const { hiddenSize: H, layers, heads, kvHeads, headDim, rmsNormEps: eps, ropeTheta: theta } = shape;
   return {
     name: `draft-serial-${layers}l`,
+    // Drafts are only proposals the target verifies: backends may use reduced precision.
+    precision: 'draft',
     inputs: {
       hidden: { dtype: 'float32', shape: ['n', H] },
       tokens: { dtype: 'int32', shape: ['n'] },
@@ -124,6 +126,8 @@ export function gumihoMlpProgram(shape: MlpShape, names: SharedWeightNames): Pro
   const H = shape.hiddenSize;
   return {
     name: `gumiho-mlp-${shape.heads}x${shape.blocks}`,
+    // Drafts are only proposals the target verifies: backends may use reduced precision.
+    precision: 'draft',
     inputs: {
       first: { dtype: 'float32', shape: ['r', H] },
       hidden: { dtype: 'float32', shape: ['r', H] },
@@ -167,6 +171,8 @@ export function gumihoMlpHeads(
 export function medusaProgram(shape: MlpShape, names: Pick<SharedWeightNames, 'lmHead' | 'prefix'>): ProgramDefinition<'hidden', 'logits'> {
   return {
     name: `medusa-${shape.heads}x${shape.blocks}`,
+    // Drafts are only proposals the target verifies: backends may use reduced precision.
+    precision: 'draft',
     inputs: { hidden: { dtype: 'float32', shape: ['r', shape.hiddenSize] } },
     build(ops, inputs, context) {
       const w = (name: string) => context.weight(names.prefix + name);

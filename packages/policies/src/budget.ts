@@ -39,7 +39,7 @@ export async function measureForwardCost(
   target: TargetModel,
   contextIds: Int32Array,
   sizes: readonly number[] = DEFAULT_COST_SIZES,
-  trials = 5,
+  trials = 7,
 ): Promise<CostTable> {
   const cache = target.cache;
   cache.reset();
@@ -47,23 +47,28 @@ export async function measureForwardCost(
   await target.forward({ tokenIds: contextIds, positions });
   cache.commit();
   const past = cache.length;
-  const table: CostTable = {};
-  for (const n of sizes) {
-    if (past + n > cache.spec.capacity) break;
-    const ids = Int32Array.from({ length: n }, (_, i) => contextIds[(i * 7) % contextIds.length]!);
-    const pos = Int32Array.from({ length: n }, (_, i) => past + i);
-    const rows = Int32Array.from({ length: n }, (_, i) => i);
-    const times: number[] = [];
-    for (let trial = 0; trial < trials + 1; trial++) {
+  const usable = sizes.filter((n) => past + n <= cache.spec.capacity);
+  const inputs = usable.map((n) => ({
+    n,
+    tokenIds: Int32Array.from({ length: n }, (_, i) => contextIds[(i * 7) % contextIds.length]!),
+    positions: Int32Array.from({ length: n }, (_, i) => past + i),
+    logitRows: Int32Array.from({ length: n }, (_, i) => i),
+  }));
+  const times = new Map<number, number[]>(usable.map((n) => [n, []]));
+  // Round-robin over the sizes, so that drift of a shared machine hits every size alike; the
+  // first two passes warm up (tracing backends plan each new shape once).
+  for (let pass = 0; pass < trials + 2; pass++) {
+    for (const input of inputs) {
       const start = performance.now();
-      await target.forward({ tokenIds: ids, positions: pos, logitRows: rows });
+      await target.forward(input);
       const elapsed = performance.now() - start;
       cache.rollback();
-      if (trial > 0) times.push(elapsed); // the first run warms up (tracing backends compile shapes)
+      if (pass >= 2) times.get(input.n)!.push(elapsed);
     }
-    table[String(n)] = medianOf(times);
   }
   cache.reset();
+  const table: CostTable = {};
+  for (const [n, list] of times) table[String(n)] = medianOf(list);
   return table;
 }
 
@@ -119,7 +124,7 @@ export interface ChooseBudgetOptions {
   readonly decoderFor: (policy: DraftPolicy | undefined) => SpeculativeDecoder;
   /** Calibration prompt (token ids); a couple of hundred tokens of typical input. */
   readonly calibrationPrompt: Int32Array;
-  /** Candidate sizes. Default 4, 8, 12, 16, 24, 32, 48, 64. */
+  /** Candidate sizes. Default 4, 6, 8, 12, 16, 24, 32, 48, 64. */
   readonly sizes?: readonly number[];
   /** Tokens generated per calibration run. Default 48. */
   readonly calibrationTokens?: number;
@@ -164,7 +169,7 @@ export async function chooseTreeBudget(options: ChooseBudgetOptions): Promise<Bu
     costs = await measureForwardCost(options.target, options.calibrationPrompt);
     document.costs[options.costKey] = costs;
   }
-  const sizes = options.sizes ?? [4, 8, 12, 16, 24, 32, 48, 64];
+  const sizes = options.sizes ?? [4, 6, 8, 12, 16, 24, 32, 48, 64];
   const tokens = options.calibrationTokens ?? 48;
   const vanillaMs = costAt(costs, 1);
   const candidates: BudgetCandidate[] = [];

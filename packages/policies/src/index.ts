@@ -10,6 +10,7 @@ export {
   createPolicy,
   createPolicyBuilder,
   defaultHeadsDir,
+  defaultTopK,
   loadPolicyHead,
   medusaTreePaths,
 } from './policies.js';

@@ -53,9 +53,18 @@ export interface PolicyKnobs {
 export const DEFAULT_KNOBS: Readonly<Record<Exclude<PolicyName, 'vanilla'>, Required<Pick<PolicyKnobs, 'totalTokens'>> & PolicyKnobs>> = {
   lookup: { totalTokens: 9, topKDraft: 1 },
   medusa: { totalTokens: 16 },
-  eagle2: { totalTokens: 24, topKDraft: 6, depth: 6 },
-  gumiho: { totalTokens: 24, topKDraft: 6, mlpTopK: 6, pruning: 6, fta: 'exact' },
+  eagle2: { totalTokens: 24, depth: 6 },
+  gumiho: { totalTokens: 24, fta: 'exact' },
 };
+
+/**
+ * The per-node top-k that suits a tree of `totalTokens` nodes when none is given: about its
+ * square root (2 for 4 nodes, 5 for 24, 8 for 64). Every candidate costs a row of the draft's LM
+ * head, so a small tree should not pay for a wide search it cannot keep.
+ */
+export function defaultTopK(totalTokens: number): number {
+  return Math.min(8, Math.max(2, Math.round(Math.sqrt(totalTokens))));
+}
 
 /**
  * The static Medusa tree for a budget of `nodes` drafted tokens: the `nodes` most likely paths of
@@ -153,13 +162,13 @@ export function createPolicyBuilder(name: Exclude<PolicyName, 'vanilla'>, knobs:
     case 'medusa':
       return { builder: createStaticTreeBuilder({ paths: medusaTreePaths(drafts) }), totalTokens };
     case 'eagle2':
-      return { builder: createDynamicTreeBuilder({ topK: merged.topKDraft ?? 6, depth: merged.depth ?? 6, totalTokens }), totalTokens };
+      return { builder: createDynamicTreeBuilder({ topK: merged.topKDraft ?? defaultTopK(totalTokens), depth: merged.depth ?? 6, totalTokens }), totalTokens };
     case 'gumiho':
       return {
         builder: createGumihoTreeBuilder({
-          topK: merged.topKDraft ?? 6,
-          mlpTopK: merged.mlpTopK ?? merged.topKDraft ?? 6,
-          pruning: merged.pruning ?? merged.topKDraft ?? 6,
+          topK: merged.topKDraft ?? defaultTopK(totalTokens),
+          mlpTopK: merged.mlpTopK ?? merged.topKDraft ?? defaultTopK(totalTokens),
+          pruning: merged.pruning ?? merged.topKDraft ?? defaultTopK(totalTokens),
           totalTokens,
           fta: merged.fta ?? 'exact',
           q1CausalSiblings: merged.q1CausalSiblings ?? false,
