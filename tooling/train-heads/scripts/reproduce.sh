@@ -1,21 +1,27 @@
 #!/bin/sh
-# Reproduce heads/py-llama-28m/{gumiho,eagle2,medusa} (CPU; see RESULTS.md for the times measured).
+# Reproduce heads/py-llama-28m/{gumiho,eagle2,medusa} on CPU (times: see RESULTS.md).
 # Run from tooling/train-heads. Long steps: run them under nohup and tail the logs in work/.
+# --time-budget S fits the whole LR schedule into S seconds from the measured step time (capped by
+# --epochs), so a faster or idler machine gets more steps than the published run.
 set -e
 PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE
 $PY -m train_heads check-target
-# 1. teacher-forced features; the published heads used the first 10 shards (327,680 tokens)
-$PY -m train_heads features --tokens 327680 --seq-len 512
-# 2. training (the three kinds ran concurrently, one thread each; --time-budget fits the LR schedule
-#    into that many seconds, so on a faster or idle machine the run gets more steps, up to --epochs)
-$PY -m train_heads --threads 1 train --kind gumiho --epochs 3 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 5400 --log-every 10 --ckpt-every 20
-$PY -m train_heads --threads 1 train --kind eagle2 --epochs 2 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
-$PY -m train_heads --threads 1 train --kind medusa --epochs 2 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2700 --log-every 10 --ckpt-every 20
-# 3. export + evaluation + model cards
-for k in gumiho eagle2 medusa; do
-  $PY -m train_heads export --run work/runs/$k --out ../../heads/py-llama-28m/$k
-done
+# 1. teacher-forced features: first 999,936 tokens of train.txt.xz, 31 shards of 64 x 512 tokens
+$PY -m train_heads --threads 2 features --tokens 1000000 --seq-len 512
+# 2. stage 1 on the first 327,680 tokens (10 shards; what existed when stage 1 started).
+#    The three kinds ran concurrently, one thread each.
+$PY -m train_heads --threads 1 train --kind gumiho --tokens 327680 --epochs 3 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 5400 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind eagle2 --tokens 327680 --epochs 2 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind medusa --tokens 327680 --epochs 2 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2700 --log-every 10 --ckpt-every 20
+# 3. stage 2 on all 999,936 tokens, starting from the stage-1 weights (fresh optimizer and schedule)
+$PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho --out work/runs/gumiho2 --epochs 2 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2880 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind eagle2 --init-from work/runs/eagle2 --out work/runs/eagle22 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind medusa --init-from work/runs/medusa --out work/runs/medusa2 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2400 --log-every 10 --ckpt-every 20
+# 4. export, evaluation, model cards
+$PY -m train_heads export --run work/runs/gumiho2 --out ../../heads/py-llama-28m/gumiho
+$PY -m train_heads export --run work/runs/eagle22 --out ../../heads/py-llama-28m/eagle2
+$PY -m train_heads export --run work/runs/medusa2 --out ../../heads/py-llama-28m/medusa
 $PY -m train_heads eval --heads ../../heads/py-llama-28m/gumiho ../../heads/py-llama-28m/eagle2 ../../heads/py-llama-28m/medusa \
   --max-len 512 --windows-per-file 1 --md work/eval.md --json work/eval.json
 for k in gumiho eagle2 medusa; do
