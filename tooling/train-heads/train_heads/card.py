@@ -44,15 +44,15 @@ def run_card(args):
         if tr.get("stages"):
             st = tr["stages"]
             L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
-                     f"{tr.get('tokensSeen')} tokens in {len(st)} stages (the second continues from the first's weights "
+                     f"{tr.get('tokensSeen')} tokens in {len(st)} stages (each continues from the previous stage's weights "
                      "with a fresh optimizer and schedule):")
             for i, x in enumerate(st):
                 L.append(f"  - stage {i + 1}: {x['steps']} steps on the first {x['tokensPerEpoch']} feature tokens "
-                         f"({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), {x['seconds']} s")
+                         f"({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {x.get('lr') or '1e-3'}, {x['seconds']} s")
         else:
             L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
                      f"{tr.get('tokensSeen')} tokens ({tr.get('epochs')} epochs).")
-        L.append(f"- Optimiser: AdamW peak lr {'1e-3 (stage 1), ' if tr.get('stages') else ''}{tr.get('lr')}{' (stage 2)' if tr.get('stages') else ''}, betas {tr.get('betas')}, weight decay {tr.get('weightDecay')}, "
+        L.append(f"- Optimiser: AdamW{' (peak lr per stage above)' if tr.get('stages') else ' peak lr ' + str(tr.get('lr'))}, betas {tr.get('betas')}, weight decay {tr.get('weightDecay')}, "
                  f"warm-up {tr.get('warmup')} steps, {tr.get('schedule')}, grad clip {tr.get('gradClip')}; "
                  f"input-feature noise {tr.get('noise')} x 512/seq_len.")
         L.append(f"- Loss weights: {json.dumps(tr.get('lossWeights'))}; cross-entropy on a random fraction "

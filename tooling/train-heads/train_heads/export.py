@@ -101,19 +101,24 @@ def run_export(args):
             "initFrom": info.get("initFrom"),
             "hardware": os.environ.get("TRAIN_HEADS_HARDWARE", "2-core x86 VM (shared), PyTorch 1.13 CPU, fp32"),
         }
+        chain = []
         ini = info.get("initFrom")
-        if ini and ini.get("steps"):
-            # this run continued from another one: report totals over both stages
-            training["stages"] = [
-                {"steps": ini["steps"], "tokensSeen": ini["tokensSeen"], "tokensPerEpoch": ini["tokensPerEpoch"],
-                 "seconds": ini["seconds"], "finalLosses": ini.get("finalLosses")},
-                {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
-                 "seconds": info["seconds"], "finalLosses": info["finalLosses"]},
-            ]
-            training["steps"] = ini["steps"] + info["steps"]
-            training["tokensSeen"] = ini["tokensSeen"] + info["tokensSeen"]
-            training["seconds"] = round(ini["seconds"] + info["seconds"], 1)
-            training["initFrom"] = "stage 1 (see stages)"
+        while ini and ini.get("steps"):
+            chain.append(ini)
+            ini = ini.get("initFrom")
+        if chain:
+            # this run continued from earlier ones: report every stage and totals
+            stages = []
+            for x in reversed(chain):
+                stages.append({"steps": x["steps"], "tokensSeen": x["tokensSeen"], "tokensPerEpoch": x["tokensPerEpoch"],
+                               "seconds": x["seconds"], "lr": x.get("lr"), "finalLosses": x.get("finalLosses")})
+            stages.append({"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
+                           "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info["finalLosses"]})
+            training["stages"] = stages
+            training["steps"] = sum(x["steps"] for x in stages)
+            training["tokensSeen"] = sum(x["tokensSeen"] for x in stages)
+            training["seconds"] = round(sum(x["seconds"] for x in stages), 1)
+            training["initFrom"] = "earlier stages (see stages)"
     config = export_heads(model, args.out, args.target, args.target_name, training)
     size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
     log(f"exported {config['kind']} heads to {args.out} ({size / 1e6:.2f} MB)")

@@ -183,7 +183,8 @@ def run_train(args):
                 prev = json.load(f)
         init_info = {"from": os.path.abspath(src), "steps": prev.get("steps"), "tokensSeen": prev.get("tokensSeen"),
                      "tokensPerEpoch": prev.get("tokensPerEpoch"), "seconds": prev.get("seconds"),
-                     "finalLosses": prev.get("finalLosses")}
+                     "finalLosses": prev.get("finalLosses"), "lr": (prev.get("args") or {}).get("lr"),
+                     "initFrom": prev.get("initFrom")}
         log(f"initialised weights from {src} (optimizer and schedule fresh)")
     log(f"train {args.kind}: {nparams / 1e6:.2f} M params, {nseq} sequences x {L} tokens "
         f"({nseq * L} tokens), {total_steps} steps of {args.batch} seqs, {args.epochs} epochs")
