@@ -216,6 +216,7 @@ export async function runBenchCommand(command: BenchCommand, io: CliIo, root: st
         knobs: command.draft.knobs,
         autoBudget: command.draft.autoBudget,
         cacheDir: io.env.GUMIHO_CACHE_DIR,
+        sampling: { temperature: command.temperature },
         onBudget: (choice) => budgets.push(`${name}: ${choice.totalTokens}${choice.cached ? ' (cached)' : ''}`),
       });
       const sampler = createSampler({ temperature: command.temperature, seed: command.seed });

@@ -327,6 +327,7 @@ export async function runGenerate(command: GenerateCommand, io: CliIo): Promise<
       knobs: command.draft.knobs,
       autoBudget: command.draft.autoBudget,
       cacheDir: io.env.GUMIHO_CACHE_DIR,
+      sampling: command.sampling,
       onBudget: (choice) => {
         if (command.verbose) {
           io.stderr.write(

@@ -13,6 +13,7 @@ import {
   createSpeculativeDecoder,
   type DraftHead,
   type DraftPolicy,
+  type SamplingOptions,
   type TargetModel,
   type Tokenizer,
 } from '@gumiho/core';
@@ -46,6 +47,11 @@ export interface PolicyContext {
   readonly autoBudget?: boolean;
   /** Where the budget cache lives (default `<root>/.cache/gumiho`). */
   readonly cacheDir?: string;
+  /**
+   * Sampling settings the budget is calibrated with (acceptance at T > 0 differs from greedy's).
+   * Default greedy.
+   */
+  readonly sampling?: SamplingOptions;
   /** Told about the budget decision (for `--verbose` and the bench). */
   readonly onBudget?: (choice: BudgetChoice) => void;
 }
@@ -122,16 +128,16 @@ async function buildPolicy(name: PolicyName, context: PolicyContext): Promise<Dr
       fix: 'pass --total-tokens <n>.',
     });
   }
-  const greedy = createSampler({ temperature: 0 });
+  const sampling: SamplingOptions = { ...(context.sampling ?? {}), temperature: context.sampling?.temperature ?? 0, seed: 1 };
   const { totalTokens: _ignored, ...shape } = knobs;
   const choice = await chooseTreeBudget({
     target,
     policyAt: (totalTokens) => assemblePolicy(name, head, { ...shape, totalTokens }),
-    decoderFor: (policy) => createSpeculativeDecoder({ target, policy, verifier: createVerifier(), sampler: greedy }),
+    decoderFor: (policy) => createSpeculativeDecoder({ target, policy, verifier: createVerifier(), sampler: createSampler(sampling) }),
     calibrationPrompt: tokenizer.encode(CALIBRATION_TEXT),
     cacheFile: join(context.cacheDir ?? join(context.root, '.cache', 'gumiho'), 'budgets.json'),
     costKey: `${target.backend.id}|${target.name}|${target.cache.spec.capacity}`,
-    cacheKey: `${target.backend.id}|${target.name}|${name}|${headsFingerprint(headsDir)}|${JSON.stringify(shape)}`,
+    cacheKey: `${target.backend.id}|${target.name}|${name}|${headsFingerprint(headsDir)}|${JSON.stringify(shape)}|${JSON.stringify(sampling)}`,
   });
   context.onBudget?.(choice);
   if (choice.totalTokens <= 1) {

@@ -9,7 +9,8 @@
  * 1. the backend's **forward cost** `cost(n)` of the target over n tokens (medians, measured once
  *    and cached per backend and model), and
  * 2. the policy's **acceptance at each candidate size**: tau(n) (tokens per round) and its drafting
- *    milliseconds per round, from a short greedy calibration generation per size.
+ *    milliseconds per round, from a short calibration generation per size, with the sampling
+ *    settings it will run with (acceptance at T > 0 is lower than at greedy).
  *
  * The expected speed of size n is `tau(n) / (draft(n) + cost(n))` tokens per millisecond; vanilla's
  * is `1 / cost(1)`. The best size wins; if no size beats vanilla, the answer is 1 (no drafting), so
@@ -120,7 +121,7 @@ export interface ChooseBudgetOptions {
   readonly target: TargetModel;
   /** Builds the policy at a given tree size (root included). */
   readonly policyAt: (totalTokens: number) => DraftPolicy | undefined;
-  /** Builds a greedy decoder for a policy. */
+  /** Builds a decoder for a policy, with the sampling settings to calibrate for. */
   readonly decoderFor: (policy: DraftPolicy | undefined) => SpeculativeDecoder;
   /** Calibration prompt (token ids); a couple of hundred tokens of typical input. */
   readonly calibrationPrompt: Int32Array;
