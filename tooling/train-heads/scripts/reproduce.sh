@@ -18,8 +18,10 @@ $PY -m train_heads --threads 1 train --kind medusa --tokens 327680 --epochs 2 --
 $PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho --out work/runs/gumiho2 --epochs 2 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2880 --log-every 10 --ckpt-every 20
 $PY -m train_heads --threads 1 train --kind eagle2 --init-from work/runs/eagle2 --out work/runs/eagle22 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
 $PY -m train_heads --threads 1 train --kind medusa --init-from work/runs/medusa --out work/runs/medusa2 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2400 --log-every 10 --ckpt-every 20
-# 4. export, evaluation, model cards
-$PY -m train_heads export --run work/runs/gumiho2 --out ../../heads/py-llama-28m/gumiho
+# 4. stage 3, gumiho only
+$PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho2 --out work/runs/gumiho3 --epochs 2 --batch 2 --lr 5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 1380 --log-every 10 --ckpt-every 20
+# 5. export, evaluation, model cards
+$PY -m train_heads export --run work/runs/gumiho3 --out ../../heads/py-llama-28m/gumiho
 $PY -m train_heads export --run work/runs/eagle22 --out ../../heads/py-llama-28m/eagle2
 $PY -m train_heads export --run work/runs/medusa2 --out ../../heads/py-llama-28m/medusa
 $PY -m train_heads eval --heads ../../heads/py-llama-28m/gumiho ../../heads/py-llama-28m/eagle2 ../../heads/py-llama-28m/medusa \
