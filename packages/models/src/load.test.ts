@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DTypeError, GumihoError, ModelLoadError, ShapeMismatchError, UnsupportedModelError } from '@gumiho/core';
-import { encodeSafetensors } from '@gumiho/safetensors';
+import { assembleSafetensors, encodeSafetensors } from '@gumiho/safetensors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadModelFolder } from './load.js';
 import { randomLlamaTensors, writeRandomLlama } from './random.js';
@@ -29,28 +29,17 @@ async function failure(promise: Promise<unknown>): Promise<GumihoError> {
 
 /** Safetensors bytes where `name` is stored as I32 instead of a float type. */
 function withIntegerTensor(name: string): Uint8Array {
-  const tensors = randomLlamaTensors();
-  const header: Record<string, unknown> = {};
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const [key, tensor] of tensors) {
-    const bytes = key === name ? new Uint8Array(Int32Array.from(tensor.data, (v) => Math.round(v * 100)).buffer) : new Uint8Array(Float32Array.from(tensor.data).buffer);
-    header[key] = { dtype: key === name ? 'I32' : 'F32', shape: tensor.shape, data_offsets: [offset, offset + bytes.length] };
-    chunks.push(bytes);
-    offset += bytes.length;
-  }
-  let json = JSON.stringify(header);
-  while (json.length % 8 !== 0) json += ' ';
-  const headerBytes = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let position = 8 + headerBytes.length;
-  for (const chunk of chunks) {
-    out.set(chunk, position);
-    position += chunk.length;
-  }
-  return out;
+  return assembleSafetensors(
+    Array.from(randomLlamaTensors(), ([key, tensor]) => ({
+      name: key,
+      dtype: key === name ? 'I32' : 'F32',
+      shape: tensor.shape,
+      bytes:
+        key === name
+          ? new Uint8Array(Int32Array.from(tensor.data, (v) => Math.round(v * 100)).buffer)
+          : new Uint8Array(Float32Array.from(tensor.data).buffer),
+    })),
+  );
 }
 
 describe('loadModelFolder', () => {

@@ -4,6 +4,7 @@
  */
 export {
   LayeredWeightStore,
+  assembleSafetensors,
   MapWeightStore,
   decodeTensor,
   encodeSafetensors,
@@ -12,4 +13,4 @@ export {
   readSafetensors,
   writeSafetensors,
 } from './safetensors.js';
-export type { SafetensorsEntry, SafetensorsHeader } from './safetensors.js';
+export type { RawSafetensorsEntry, SafetensorsEntry, SafetensorsHeader } from './safetensors.js';

@@ -200,21 +200,26 @@ export function f32ToBf16(values: Float32Array): Uint16Array {
   return out;
 }
 
-/** Serialises tensors to safetensors bytes, as `F32` or `BF16`. */
-export function encodeSafetensors(
-  tensors: Iterable<readonly [string, HostTensor<'float32'>]>,
-  options: { dtype?: 'F32' | 'BF16'; metadata?: Record<string, string> } = {},
-): Uint8Array {
-  const dtype = options.dtype ?? 'F32';
+/** One tensor already in its on-disk encoding, for {@link assembleSafetensors}. */
+export interface RawSafetensorsEntry {
+  readonly name: string;
+  /** safetensors dtype, e.g. `F32`, `BF16`, `I32`. */
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  /** Little-endian bytes of the tensor. */
+  readonly bytes: Uint8Array;
+}
+
+/** Lays out a safetensors file from tensors already encoded to bytes (header, padding, data). */
+export function assembleSafetensors(entries: Iterable<RawSafetensorsEntry>, metadata?: Record<string, string>): Uint8Array {
   const chunks: Uint8Array[] = [];
   const header: Record<string, unknown> = {};
-  if (options.metadata) header.__metadata__ = options.metadata;
+  if (metadata) header.__metadata__ = metadata;
   let offset = 0;
-  for (const [name, tensor] of tensors) {
-    const data = dtype === 'F32' ? new Uint8Array(Float32Array.from(tensor.data).buffer) : new Uint8Array(f32ToBf16(Float32Array.from(tensor.data)).buffer);
-    header[name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + data.length] };
-    chunks.push(data);
-    offset += data.length;
+  for (const entry of entries) {
+    header[entry.name] = { dtype: entry.dtype, shape: entry.shape, data_offsets: [offset, offset + entry.bytes.length] };
+    chunks.push(entry.bytes);
+    offset += entry.bytes.length;
   }
   let json = JSON.stringify(header);
   while ((8 + json.length) % 8 !== 0) json += ' ';
@@ -228,6 +233,21 @@ export function encodeSafetensors(
     position += chunk.length;
   }
   return out;
+}
+
+/** Serialises tensors to safetensors bytes, as `F32` or `BF16`. */
+export function encodeSafetensors(
+  tensors: Iterable<readonly [string, HostTensor<'float32'>]>,
+  options: { dtype?: 'F32' | 'BF16'; metadata?: Record<string, string> } = {},
+): Uint8Array {
+  const dtype = options.dtype ?? 'F32';
+  const entries: RawSafetensorsEntry[] = [];
+  for (const [name, tensor] of tensors) {
+    const values = Float32Array.from(tensor.data);
+    const bytes = dtype === 'F32' ? new Uint8Array(values.buffer) : new Uint8Array(f32ToBf16(values).buffer);
+    entries.push({ name, dtype, shape: tensor.shape, bytes });
+  }
+  return assembleSafetensors(entries, options.metadata);
 }
 
 /** Writes tensors to `path` atomically (temporary file, then rename). */
