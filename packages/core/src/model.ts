@@ -26,6 +26,11 @@ export interface ModelConfig {
   readonly bosTokenId: number | undefined;
   /** Tokens that end generation. */
   readonly eosTokenIds: readonly number[];
+  /**
+   * SHA-256 (hex) of the `config.json` bytes this configuration was read from, when it was read
+   * from a file. Draft heads record it to tell which target they were trained for.
+   */
+  readonly configSha256?: string;
 }
 
 /** Input of {@link TargetModel.forward}. */

@@ -90,7 +90,7 @@ export function draftHeadsConfigFor(
       hiddenSize: model.hiddenSize,
       vocabSize: model.vocabSize,
       numHiddenLayers: model.numLayers,
-      configSha256: '',
+      configSha256: model.configSha256 ?? '',
     },
     ...overrides,
   };
@@ -195,4 +195,23 @@ export function checkHeadsMatchTarget(
       { fix: `use heads trained for "${targetName}", or train them with \`python -m train_heads train --target <${targetName} folder>\`.` },
     );
   }
+}
+
+/**
+ * When both the heads and the target carry a `config.json` hash and the hashes differ, returns a
+ * message saying so (the heads still run and decoding stays lossless, but they were trained for
+ * another checkpoint of this shape and will likely accept fewer tokens); otherwise `undefined`.
+ */
+export function otherTargetWarning(
+  config: DraftHeadsConfig,
+  target: { readonly name?: string; readonly config: ModelConfig },
+): string | undefined {
+  const trained = config.target.configSha256;
+  const actual = target.config.configSha256;
+  if (!trained || !actual || trained === actual) return undefined;
+  return (
+    `These ${config.kind} draft heads were trained for "${config.target.name}" (config.json SHA-256 ${trained.slice(0, 12)}…), ` +
+    `but "${target.name ?? 'the target'}" has config.json SHA-256 ${actual.slice(0, 12)}…. They fit its shape and decoding stays lossless, ` +
+    'but they may accept few tokens; train heads for this target with `python -m train_heads` (tooling/train-heads).'
+  );
 }

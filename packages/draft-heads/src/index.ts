@@ -20,7 +20,7 @@ export { LookupDraftHead, createLookupHead, findContinuations } from './lookup.j
 export type { LookupContinuations, LookupHeadOptions } from './lookup.js';
 export { SerialPart } from './serial-part.js';
 export type { SerialPartOptions } from './serial-part.js';
-export { checkHeadsMatchTarget, draftHeadsConfigFor, parseDraftHeadsConfig } from './config.js';
+export { checkHeadsMatchTarget, draftHeadsConfigFor, otherTargetWarning, parseDraftHeadsConfig } from './config.js';
 export type { DraftHeadKind, DraftHeadsConfig, DraftHeadsConfigOverrides, DraftHeadsTargetInfo } from './config.js';
 export {
   PrefixedWeightStore,

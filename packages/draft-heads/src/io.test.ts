@@ -131,6 +131,31 @@ describe('loader errors', () => {
     expect((await errorOf(loadDraftHeads(vocabDir, target))).message).toMatch(/vocabulary size 100 \(target: 64\)/);
   });
 
+  it('warns (and still loads) when the heads were trained for another checkpoint of the same shape', async () => {
+    const trainedFor = { ...target, config: { ...target.config, configSha256: 'a'.repeat(64) } };
+    const config = draftHeadsConfigFor('eagle2', trainedFor);
+    expect(config.target.configSha256).toBe('a'.repeat(64));
+    const dir = folder();
+    await writeDraftHeads(dir, config, randomDraftHeadWeights('eagle2', config, 5));
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => {
+      if (warning.code === 'GUMIHO_HEADS_OTHER_TARGET') warnings.push(warning.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      await loadDraftHeads(dir, trainedFor); // same hash: silent
+      await loadDraftHeads(dir, target); // target without a hash (not read from a file): silent
+      const other = { ...target, name: 'other-28m', config: { ...target.config, configSha256: 'b'.repeat(64) } };
+      expect(await loadDraftHeads(dir, other)).toBeInstanceOf(SerialDraftHead);
+      await new Promise((done) => setImmediate(done)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/trained for .* aaaaaaaaaaaa.*"other-28m" has config\.json SHA-256 bbbbbbbbbbbb/);
+    expect(warnings[0]).toMatch(/lossless/);
+  });
+
   it('names a missing tensor and an ill-shaped tensor with expected and received shapes', async () => {
     const config = draftHeadsConfigFor('gumiho', target, { mlpHeads: 2, mlpBlocks: 2 });
     const weights = randomDraftHeadWeights('gumiho', config, 8);

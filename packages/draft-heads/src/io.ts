@@ -8,7 +8,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelLoadError, type HostTensor, type WeightStore } from '@gumiho/core';
 import { MapWeightStore, readSafetensors, writeSafetensors } from '@gumiho/safetensors';
-import { checkHeadsMatchTarget, parseDraftHeadsConfig, type DraftHeadsConfig } from './config.js';
+import { checkHeadsMatchTarget, otherTargetWarning, parseDraftHeadsConfig, type DraftHeadsConfig } from './config.js';
 import { createDraftHead, type DraftTarget, type GumihoDraftHead, type MedusaDraftHead, type SerialDraftHead } from './heads.js';
 import { checkDraftHeadWeights, countMlpBlocks, expectedDraftHeadTensors, normaliseDraftHeadNames } from './weights.js';
 
@@ -135,7 +135,9 @@ export interface LoadDraftHeadsOptions {
  * Loads the draft heads in `dir` for `target` and returns the head `config.kind` names
  * (`GumihoDraftHead`, EAGLE-2 `SerialDraftHead`, or `MedusaDraftHead`). Throws
  * {@link IncompatibleHeadsError} when the heads were trained for a target with another hidden
- * size or vocabulary, {@link ModelLoadError} for missing or malformed files and tensors.
+ * size or vocabulary, {@link ModelLoadError} for missing or malformed files and tensors. Emits a
+ * process warning (code `GUMIHO_HEADS_OTHER_TARGET`) when both sides carry a `config.json` hash
+ * and they differ: the heads fit but were trained for another checkpoint.
  */
 export async function loadDraftHeads(
   dir: string,
@@ -152,6 +154,8 @@ export async function loadDraftHeads(
   }
   if (early) checkHeadsMatchTarget(early, target);
   const { config, weights } = await readDraftHeads(dir);
+  const warning = otherTargetWarning(config, target);
+  if (warning !== undefined) process.emitWarning(warning, { code: 'GUMIHO_HEADS_OTHER_TARGET' });
   return createDraftHead({ target, weights, config, ...options });
 }
 

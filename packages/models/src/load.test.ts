@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DTypeError, GumihoError, ModelLoadError, ShapeMismatchError, UnsupportedModelError } from '@gumiho/core';
@@ -51,6 +52,8 @@ describe('loadModelFolder', () => {
     const embed = model.weights.get('model.embed_tokens.weight')!;
     expect(embed.shape).toEqual([64, 16]);
     expect(Array.from(embed.data)).toEqual(Array.from(tensors.get('model.embed_tokens.weight')!.data));
+    // The config's hash is the SHA-256 of the file's bytes (what draft heads record as their target).
+    expect(model.config.configSha256).toBe(createHash('sha256').update(await readFile(join(dir, 'config.json'))).digest('hex'));
   });
 
   it('loads a sharded bf16 checkpoint with an untied head', async () => {

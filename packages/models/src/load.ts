@@ -6,6 +6,7 @@
  *
  * Not a downloader: the folder must already be on disk (see `resolveModel` for the model store).
  */
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { DTypeError, ModelLoadError, ShapeMismatchError, type ModelConfig, type Tokenizer } from '@gumiho/core';
@@ -159,7 +160,8 @@ export async function loadModelFolder(path: string, options: LoadModelOptions = 
     });
   }
   const configPath = join(folder, 'config.json');
-  const config = parseModelConfig(await readJson(configPath, 'model config'), configPath);
+  const parsed = parseModelConfig(await readJson(configPath, 'model config'), configPath);
+  const config: ModelConfig = { ...parsed, configSha256: createHash('sha256').update(await readFile(configPath)).digest('hex') };
   const { files, weightMap } = await weightFiles(folder);
   const weights = new MapWeightStore();
   for (const file of files) {
