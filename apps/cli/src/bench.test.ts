@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomLlama } from '@gumiho/models';
+import { MapWeightStore } from '@gumiho/safetensors';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { llamaWeightBytes } from './bench.js';
+import { bf16ExactBytesPerWeight, llamaWeightBytes } from './bench.js';
 import { runCli } from './main.js';
 
 const SHARED = process.env.GUMIHO_SHARED_DIR ?? fileURLToPath(new URL('../../../../shared', import.meta.url));
@@ -110,5 +111,19 @@ describe('llamaWeightBytes', () => {
       headDim: 64, rmsNormEps: 1e-5, ropeTheta: 1e4, maxPositions: 2048, tieWordEmbeddings: true, bosTokenId: 0, eosTokenIds: [0],
     });
     expect(bytes / 4).toBe(28_324_224);
+  });
+
+  it('counts bfloat16 copies at 2 bytes, and tells bf16-exact weights from float32 ones', () => {
+    const config = {
+      modelType: 'llama', vocabSize: 8192, hiddenSize: 384, intermediateSize: 1024, numLayers: 16, numHeads: 6, numKvHeads: 2,
+      headDim: 64, rmsNormEps: 1e-5, ropeTheta: 1e4, maxPositions: 2048, tieWordEmbeddings: true, bosTokenId: 0, eosTokenIds: [0],
+    };
+    expect(llamaWeightBytes(config, 2)).toBe(28_324_224 * 2);
+    const bf16 = new MapWeightStore();
+    bf16.set('w', { dtype: 'float32', shape: [2, 2], data: Float32Array.of(1, -0.5, 3.25, 0) });
+    bf16.set('norm', { dtype: 'float32', shape: [2], data: Float32Array.of(0.1, 0.2) }); // vectors are not counted
+    expect(bf16ExactBytesPerWeight(bf16)).toBe(2);
+    bf16.set('w2', { dtype: 'float32', shape: [1, 2], data: Float32Array.of(1, 0.1) });
+    expect(bf16ExactBytesPerWeight(bf16)).toBe(4);
   });
 });

@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { InvalidArgumentError, createSpeculativeDecoder, type ModelConfig } from '@gumiho/core';
+import { InvalidArgumentError, createSpeculativeDecoder, type ModelConfig, type WeightStore } from '@gumiho/core';
 import {
   loadPrompts,
   machineInfo,
@@ -163,13 +163,35 @@ function parsePeers(text: string | undefined): string[] {
   return peers;
 }
 
-/** Float32 bytes of a Llama's weights, read once per forward (tied embeddings counted once). */
-export function llamaWeightBytes(config: ModelConfig): number {
+/**
+ * Bytes of a Llama's weights read once per forward (tied embeddings counted once), at
+ * `bytesPerWeight` bytes each (4 for float32; 2 where the backend keeps bfloat16 copies).
+ */
+export function llamaWeightBytes(config: ModelConfig, bytesPerWeight = 4): number {
   const { hiddenSize: h, intermediateSize: i, numHeads, numKvHeads, headDim, vocabSize: v, numLayers } = config;
   const attention = h * numHeads * headDim * 2 + h * numKvHeads * headDim * 2;
   const perLayer = attention + 3 * h * i + 2 * h;
   const parameters = v * h * (config.tieWordEmbeddings ? 1 : 2) + numLayers * perLayer + h;
-  return parameters * 4;
+  return parameters * bytesPerWeight;
+}
+
+/**
+ * 2 when every value of every matrix in `weights` is exactly a bfloat16 (a bf16 checkpoint read as
+ * float32): the cpu backend then stores and reads them as bfloat16. Otherwise 4.
+ */
+export function bf16ExactBytesPerWeight(weights: WeightStore): 2 | 4 {
+  const bits = new Uint32Array(1);
+  const value = new Float32Array(bits.buffer);
+  for (const name of weights.names()) {
+    const tensor = weights.get(name);
+    if (!tensor || tensor.shape.length !== 2) continue;
+    const data = tensor.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      value[0] = data[i]!;
+      if ((bits[0]! & 0xffff) !== 0) return 4;
+    }
+  }
+  return 2;
 }
 
 function progressLine(io: CliIo): (done: number, total: number, label: string) => void {
@@ -241,7 +263,8 @@ export async function runBenchCommand(command: BenchCommand, io: CliIo, root: st
     }
     if (command.verbose && budgets.length) io.stderr.write(`[gumiho] tree budgets: ${budgets.join(', ')}\n`);
     const bandwidth = await measureParallelReadBandwidth();
-    const weightBytes = llamaWeightBytes(model.config);
+    // The cpu backend packs bf16-exact weights as bfloat16 (half the bytes); the ORT backends read float32.
+    const weightBytes = llamaWeightBytes(model.config, command.backend === 'cpu' ? bf16ExactBytesPerWeight(model.weights) : 4);
     const floor = weightFloor(weightBytes, bandwidth);
     const results = await runBench({
       prompts,
