@@ -7,19 +7,22 @@ set -e
 PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE
 $PY -m train_heads check-target
-# 1. teacher-forced features: first 999,936 tokens of train.txt.xz, 31 shards of 64 x 512 tokens
-$PY -m train_heads --threads 2 features --tokens 1000000 --seq-len 512
+# 1. teacher-forced features: the first ~3 M tokens of train.txt.xz, 92 shards of 64 x 512 tokens.
+#    (The published run made the first 999,936 tokens first and the rest later, with two workers:
+#    `features ... &` plus `features ... --reverse &`; its shard 31 kept 33 chunks, so 31 chunks,
+#    15,872 tokens, are absent from its stage-4 data.) Stages 1-3 use only the first 999,936 tokens.
+$PY -m train_heads --threads 2 features --tokens 3000000 --seq-len 512
 # 2. stage 1 on the first 327,680 tokens (10 shards; what existed when stage 1 started).
 #    The three kinds ran concurrently, one thread each.
 $PY -m train_heads --threads 1 train --kind gumiho --tokens 327680 --epochs 3 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 5400 --log-every 10 --ckpt-every 20
 $PY -m train_heads --threads 1 train --kind eagle2 --tokens 327680 --epochs 2 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
 $PY -m train_heads --threads 1 train --kind medusa --tokens 327680 --epochs 2 --batch 2 --lr 1e-3 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2700 --log-every 10 --ckpt-every 20
 # 3. stage 2 on all 999,936 tokens, starting from the stage-1 weights (fresh optimizer and schedule)
-$PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho --out work/runs/gumiho2 --epochs 2 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2880 --log-every 10 --ckpt-every 20
-$PY -m train_heads --threads 1 train --kind eagle2 --init-from work/runs/eagle2 --out work/runs/eagle22 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
-$PY -m train_heads --threads 1 train --kind medusa --init-from work/runs/medusa --out work/runs/medusa2 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2400 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho --out work/runs/gumiho2 --tokens 999936 --epochs 2 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2880 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind eagle2 --init-from work/runs/eagle2 --out work/runs/eagle22 --tokens 999936 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.5 --time-budget 2700 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind medusa --init-from work/runs/medusa --out work/runs/medusa2 --tokens 999936 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2400 --log-every 10 --ckpt-every 20
 # 4. stage 3, gumiho only
-$PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho2 --out work/runs/gumiho3 --epochs 2 --batch 2 --lr 5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 1380 --log-every 10 --ckpt-every 20
+$PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho2 --out work/runs/gumiho3 --tokens 999936 --epochs 2 --batch 2 --lr 5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 1380 --log-every 10 --ckpt-every 20
 # 5. export, evaluation, model cards
 $PY -m train_heads export --run work/runs/gumiho3 --out ../../heads/py-llama-28m/gumiho
 $PY -m train_heads export --run work/runs/eagle22 --out ../../heads/py-llama-28m/eagle2

@@ -108,6 +108,69 @@ class TestSmokeExport(unittest.TestCase):
                     h = m.serial(f_seq, x_seq)[:, -1:]
                     self.assertLess((h[0, 0] - outs[d + 1][0, t]).abs().max().item(), 1e-4)
 
+    def test_eval_on_greedy_path(self):
+        """eval --on greedy: inputs are the target's greedy continuation, only continuation roots count,
+        and depth-1 accuracy equals a brute-force per-root re-run of the serial step."""
+        from train_heads import evaluate
+
+        g = torch.Generator().manual_seed(5)
+        files = [{"path": f"f{i}.py", "ids": torch.randint(1, 256, (40,), generator=g).tolist()} for i in range(3)]
+        saved = evaluate.dev_tokens
+        evaluate.dev_tokens = lambda target, data: files
+        try:
+            args = type("A", (), dict(target=os.path.join(self.out, "target"), data="-", heads=[os.path.join(self.out, "gumiho")],
+                                      max_files=0, max_len=512, max_tokens=0, windows_per_file=0, depths=3, on="greedy",
+                                      prompt_len=12, gen_len=10, md=None, json=None))()
+            table = evaluate.run_eval(args)
+        finally:
+            evaluate.dev_tokens = saved
+        self.assertEqual(table["on"], "greedy")
+        self.assertAlmostEqual(table["dataEqualsGreedy"], 1.0)
+        h = table["heads"]["gumiho"]
+        self.assertEqual(h["positions"], 3 * (10 + 1 - 3))  # roots t = 11 .. T-1-D per file
+        m, _ = load_exported(os.path.join(self.out, "gumiho"), self.target)
+        ok = n = 0
+        for f in files:
+            w = f["ids"][:12] + self.target.greedy(f["ids"][:12], 10)
+            X = torch.tensor([w])
+            with torch.no_grad():
+                Fh = self.target.hidden(X)
+                G = self.target.logits(Fh)[0].argmax(-1)
+                for t in range(11, len(w) - 3):
+                    h1 = m.serial(Fh[:, : t + 1], X[:, 1 : t + 2])[:, -1]
+                    ok += int(m.lm(h1)[0].argmax()) == int(G[t + 1])
+                    n += 1
+        self.assertEqual(n, h["positions"])
+        self.assertAlmostEqual(h["acc"][0], ok / n)
+
+        # Alignment: a fake draft that is right exactly at even roots t (pred at depth d = G[t+d])
+        # must score (even roots in t = 11 .. T-1-D) / roots at every depth.
+        target = self.target
+
+        def fake(model, X, Fh, depths):
+            G = target.logits(Fh)[0].argmax(-1)
+            T = X.shape[1]
+            out = []
+            for d in range(1, depths + 1):
+                p = torch.full((T,), -1, dtype=torch.long)
+                for t in range(0, T - d, 2):
+                    p[t] = G[t + d]
+                out.append(p)
+            return out
+
+        saved_dp = evaluate.depth_predictions
+        evaluate.depth_predictions = fake
+        evaluate.dev_tokens = lambda target, data: files
+        try:
+            table = evaluate.run_eval(args)
+        finally:
+            evaluate.dev_tokens = saved
+            evaluate.depth_predictions = saved_dp
+        even = sum(1 for t in range(11, 22 - 3) if t % 2 == 0) / len(range(11, 22 - 3))
+        for d in range(3):
+            self.assertAlmostEqual(table["heads"]["gumiho"]["acc"][d], even)
+            self.assertAlmostEqual(table["heads"]["gumiho"]["cumAcc"][d], even)
+
 
 if __name__ == "__main__":
     unittest.main()

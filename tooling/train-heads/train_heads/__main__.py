@@ -23,6 +23,8 @@ def main(argv=None):
     c.add_argument("--seq-len", type=int, default=512)
     c.add_argument("--shard-chunks", type=int, default=64)
     c.add_argument("--batch", type=int, default=4)
+    c.add_argument("--reverse", action="store_true",
+                   help="work from the last shard back (run a second process with this flag to use two workers)")
 
     c = sub.add_parser("train", help="train draft heads on stored features")
     c.add_argument("--kind", choices=["gumiho", "eagle2", "medusa"], required=True)
@@ -71,6 +73,12 @@ def main(argv=None):
     c.add_argument("--max-tokens", type=int, default=0, help="stop after this many evaluated tokens (0 = all)")
     c.add_argument("--windows-per-file", type=int, default=0, help="only the first N windows of each file (0 = all)")
     c.add_argument("--depths", type=int, default=7)
+    c.add_argument("--on", choices=["data", "greedy"], default="data",
+                   help="data: teacher-force the file's own tokens (every position); greedy: the first "
+                        "--prompt-len tokens of each file are a prompt, the target continues it greedily for "
+                        "--gen-len tokens, and only roots inside that continuation count (the path T=0 decoding takes)")
+    c.add_argument("--prompt-len", type=int, default=128)
+    c.add_argument("--gen-len", type=int, default=128)
     c.add_argument("--md", default=None, help="write the table as markdown here")
     c.add_argument("--json", default=None)
 
@@ -81,7 +89,7 @@ def main(argv=None):
 
     c = sub.add_parser("card", help="write README.md model card into an exported heads folder")
     c.add_argument("--heads", required=True)
-    c.add_argument("--eval-json", default=None)
+    c.add_argument("--eval-json", default=None, nargs="+", help="eval --json tables (data and/or greedy) to include")
     c.add_argument("--name", default=None, help="name of these heads in the eval table (default: folder name)")
 
     args = p.parse_args(argv)

@@ -22,10 +22,12 @@ def run_card(args):
     kind = cfg["kind"]
     tr = cfg.get("training", {})
     size = os.path.getsize(os.path.join(args.heads, "model.safetensors"))
-    table = None
-    if args.eval_json and os.path.exists(args.eval_json):
-        with open(args.eval_json) as f:
-            table = json.load(f)
+    tables = []
+    paths = args.eval_json if isinstance(args.eval_json, list) else [args.eval_json] if args.eval_json else []
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                tables.append(json.load(f))
     name = args.name or os.path.basename(os.path.normpath(args.heads))
     L = [f"# {cfg['target']['name']} {kind} draft heads", ""]
     L.append(DESC.get(kind, kind))
@@ -64,12 +66,20 @@ def run_card(args):
             L.append("- Final training losses (mean of the last 20 steps): "
                      + ", ".join(f"{k} {v:.4f}" for k, v in fl.items() if k not in ("step", "lr", "gnorm")))
         L.append("")
-    if table:
-        L.append("## Accuracy (held-out, teacher-forced, greedy)")
-        L.append("")
-        L.append(f"{table['tokens']} tokens from {table['files']} files of `dev.jsonl` (packages the target was not "
-                 f"trained on), windows of {table['windowTokens']} tokens. `acc` = the draft's top-1 at depth d "
-                 "equals the target's greedy token; `all<=d` = depths 1..d all equal (single-chain acceptance proxy).")
+    for table in tables:
+        if table.get("on") == "greedy":
+            L.append("## Accuracy along the target's greedy path (held-out prompts)")
+            L.append("")
+            L.append(f"The first {table['promptLen']} tokens of each of {table['files']} `dev.jsonl` files are a prompt; the "
+                     f"target continues greedily for {table['genLen']} tokens and the draft is teacher-forced on that text "
+                     "(roots inside the continuation only), which is what acceptance at T=0 sees. `acc` = the draft's top-1 "
+                     "at depth d equals the target's greedy token; `all<=d` = depths 1..d all equal.")
+        else:
+            L.append("## Accuracy (held-out, teacher-forced on the data, greedy)")
+            L.append("")
+            L.append(f"{table['tokens']} tokens from {table['files']} files of `dev.jsonl` (packages the target was not "
+                     f"trained on), windows of {table['windowTokens']} tokens. `acc` = the draft's top-1 at depth d "
+                     "equals the target's greedy token; `all<=d` = depths 1..d all equal (single-chain acceptance proxy).")
         L.append("")
         L.append("| depth | acc | all<=d |")
         L.append("|---|---|---|")

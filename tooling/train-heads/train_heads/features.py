@@ -74,7 +74,8 @@ def run_features(args):
     n_shards = (n_chunks + args.shard_chunks - 1) // args.shard_chunks
     t0 = time.time()
     done_tokens = 0
-    for s in range(n_shards):
+    order = range(n_shards - 1, -1, -1) if getattr(args, "reverse", False) else range(n_shards)
+    for s in order:
         path = os.path.join(args.out, f"shard_{s:05d}.pt")
         if os.path.exists(path):
             continue
@@ -84,14 +85,15 @@ def run_features(args):
             for i in range(0, len(c), args.batch):
                 hs.append(model.hidden(c[i : i + args.batch]).half())
         hidden = torch.cat(hs)
-        torch.save({"ids": c.to(torch.int16), "hidden": hidden}, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        tmp = f"{path}.{os.getpid()}.tmp"  # per-process, so two workers (one --reverse) can share a folder
+        torch.save({"ids": c.to(torch.int16), "hidden": hidden}, tmp)
+        os.replace(tmp, path)
         done_tokens += c.numel()
         el = time.time() - t0
         rate = done_tokens / el
         left = sum(
             min(args.shard_chunks, n_chunks - j * args.shard_chunks) * T
-            for j in range(s + 1, n_shards)
+            for j in range(n_shards)
             if not os.path.exists(os.path.join(args.out, f"shard_{j:05d}.pt"))
         )
         log(f"features shard {s + 1}/{n_shards}: {done_tokens} tokens this run, {rate:.0f} tok/s, ETA {fmt_s(left / rate)}")
