@@ -23,12 +23,16 @@ $PY -m train_heads --threads 1 train --kind eagle2 --init-from work/runs/eagle2 
 $PY -m train_heads --threads 1 train --kind medusa --init-from work/runs/medusa --out work/runs/medusa2 --tokens 999936 --epochs 3 --batch 2 --lr 8e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 2400 --log-every 10 --ckpt-every 20
 # 4. stage 3, gumiho only
 $PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho2 --out work/runs/gumiho3 --tokens 999936 --epochs 2 --batch 2 --lr 5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 1380 --log-every 10 --ckpt-every 20
-# 5. export, evaluation, model cards
-$PY -m train_heads export --run work/runs/gumiho3 --out ../../heads/py-llama-28m/gumiho
+# 5. stage 4 (session 2), gumiho only, alone on the machine, two threads: all ~3 M feature tokens
+$PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho3 --out work/runs/gumiho4 --epochs 5 --batch 4 --lr 5e-4 --warmup 30 --amp bf16 --ce-frac 0.25 --time-budget 4500 --log-every 10 --ckpt-every 40
+# 6. export, evaluation (teacher-forced on the data, and along the target's greedy path), model cards
+$PY -m train_heads export --run work/runs/gumiho4 --out ../../heads/py-llama-28m/gumiho
 $PY -m train_heads export --run work/runs/eagle22 --out ../../heads/py-llama-28m/eagle2
 $PY -m train_heads export --run work/runs/medusa2 --out ../../heads/py-llama-28m/medusa
 $PY -m train_heads eval --heads ../../heads/py-llama-28m/gumiho ../../heads/py-llama-28m/eagle2 ../../heads/py-llama-28m/medusa \
   --max-len 512 --windows-per-file 1 --md work/eval.md --json work/eval.json
+$PY -m train_heads eval --on greedy --heads ../../heads/py-llama-28m/gumiho ../../heads/py-llama-28m/eagle2 ../../heads/py-llama-28m/medusa \
+  --prompt-len 128 --gen-len 128 --md work/eval-greedy.md --json work/eval-greedy.json
 for k in gumiho eagle2 medusa; do
-  $PY -m train_heads card --heads ../../heads/py-llama-28m/$k --eval-json work/eval.json
+  $PY -m train_heads card --heads ../../heads/py-llama-28m/$k --eval-json work/eval.json work/eval-greedy.json
 done

@@ -45,12 +45,13 @@ def run_card(args):
                  f"(first {tr.get('tokensPerEpoch')} tokens of `train.txt.xz`, the target's own training text).")
         if tr.get("stages"):
             st = tr["stages"]
-            L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
-                     f"{tr.get('tokensSeen')} tokens in {len(st)} stages (each continues from the previous stage's weights "
-                     "with a fresh optimizer and schedule):")
+            L.append(f"- Budget: {tr.get('steps')} steps, {tr.get('tokensSeen')} tokens seen, in {len(st)} stages (each "
+                     "continues from the previous stage's weights with a fresh optimizer and schedule):")
+            seq = tr.get("seqLen") or 512
             for i, x in enumerate(st):
-                L.append(f"  - stage {i + 1}: {x['steps']} steps on the first {x['tokensPerEpoch']} feature tokens "
-                         f"({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {x.get('lr') or '1e-3'}, {x['seconds']} s")
+                batch = round(x["tokensSeen"] / max(1, x["steps"]) / seq)
+                L.append(f"  - stage {i + 1}: {x['steps']} steps of {batch} x {seq} tokens on the first {x['tokensPerEpoch']} "
+                         f"feature tokens ({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {x.get('lr') or '1e-3'}, {x['seconds']} s")
         else:
             L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
                      f"{tr.get('tokensSeen')} tokens ({tr.get('epochs')} epochs).")
