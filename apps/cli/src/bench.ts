@@ -7,6 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isExactBf16 } from '@gumiho/backend-cpu';
 import { InvalidArgumentError, createSpeculativeDecoder, type ModelConfig, type WeightStore } from '@gumiho/core';
 import {
   loadPrompts,
@@ -180,16 +181,9 @@ export function llamaWeightBytes(config: ModelConfig, bytesPerWeight = 4): numbe
  * float32): the cpu backend then stores and reads them as bfloat16. Otherwise 4.
  */
 export function bf16ExactBytesPerWeight(weights: WeightStore): 2 | 4 {
-  const bits = new Uint32Array(1);
-  const value = new Float32Array(bits.buffer);
   for (const name of weights.names()) {
     const tensor = weights.get(name);
-    if (!tensor || tensor.shape.length !== 2) continue;
-    const data = tensor.data as Float32Array;
-    for (let i = 0; i < data.length; i++) {
-      value[0] = data[i]!;
-      if ((bits[0]! & 0xffff) !== 0) return 4;
-    }
+    if (tensor && tensor.shape.length === 2 && !isExactBf16(tensor.data as Float32Array)) return 4;
   }
   return 2;
 }

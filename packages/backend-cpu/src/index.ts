@@ -6,3 +6,4 @@
 export { createCpuBackend } from './cpu-backend.js';
 export type { CpuBackend, CpuBackendOptions, CpuKernels } from './cpu-backend.js';
 export { wasmSimdAvailable } from './wasm/runtime.js';
+export { isExactBf16 } from './wasm/kernel-module.js';

@@ -45,10 +45,11 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readJson(path: string, what: string): Promise<unknown> {
-  let text: string;
+/** Reads and parses a JSON file; also returns its raw bytes (read once). */
+async function readJson(path: string, what: string): Promise<{ json: unknown; bytes: Buffer }> {
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     throw new ModelLoadError(`Cannot read the ${what} ${path}: ${(error as Error).message}.`, {
       path,
@@ -57,7 +58,7 @@ async function readJson(path: string, what: string): Promise<unknown> {
     });
   }
   try {
-    return JSON.parse(text) as unknown;
+    return { json: JSON.parse(bytes.toString('utf8')) as unknown, bytes };
   } catch (error) {
     throw new ModelLoadError(`The ${what} ${path} is not valid JSON: ${(error as Error).message}.`, {
       path,
@@ -71,7 +72,7 @@ async function readJson(path: string, what: string): Promise<unknown> {
 async function weightFiles(folder: string): Promise<{ files: string[]; weightMap: Map<string, string> | undefined }> {
   const indexPath = join(folder, 'model.safetensors.index.json');
   if (await exists(indexPath)) {
-    const index = (await readJson(indexPath, 'safetensors index')) as { weight_map?: unknown };
+    const index = (await readJson(indexPath, 'safetensors index')).json as { weight_map?: unknown };
     if (typeof index !== 'object' || index === null || typeof index.weight_map !== 'object' || index.weight_map === null) {
       throw new ModelLoadError(`${indexPath} has no "weight_map" object.`, {
         path: indexPath,
@@ -160,8 +161,8 @@ export async function loadModelFolder(path: string, options: LoadModelOptions = 
     });
   }
   const configPath = join(folder, 'config.json');
-  const parsed = parseModelConfig(await readJson(configPath, 'model config'), configPath);
-  const config: ModelConfig = { ...parsed, configSha256: createHash('sha256').update(await readFile(configPath)).digest('hex') };
+  const { json: configJson, bytes: configBytes } = await readJson(configPath, 'model config');
+  const config: ModelConfig = { ...parseModelConfig(configJson, configPath), configSha256: createHash('sha256').update(configBytes).digest('hex') };
   const { files, weightMap } = await weightFiles(folder);
   const weights = new MapWeightStore();
   for (const file of files) {
