@@ -218,7 +218,8 @@ export async function runBenchCommand(command: BenchCommand, io: CliIo, root: st
   if (!tokenizer) throw new InvalidArgumentError('model', `The model folder ${model.path} has no tokenizer.json.`, { fix: 'use a model folder with a tokenizer.json.' });
   const backend = await makeBackend();
   try {
-    const target = await createLlamaTarget({ backend, model });
+    // The cpu backend binds model.weights (and the floor below reads them); ORT copies them.
+    const target = await createLlamaTarget({ backend, model, releaseModelWeights: true });
     const contenders: Contender[] = [];
     const budgets: string[] = [];
     for (const name of command.policies) {

@@ -317,7 +317,7 @@ export async function runGenerate(command: GenerateCommand, io: CliIo): Promise<
   }
   const backend = await makeBackend();
   try {
-    const target = await createLlamaTarget({ backend, model, maxContext: command.maxContext });
+    const target = await createLlamaTarget({ backend, model, maxContext: command.maxContext, releaseModelWeights: true });
     const policy = await makePolicy({
       target,
       tokenizer,

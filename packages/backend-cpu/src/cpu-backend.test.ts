@@ -9,7 +9,7 @@ describe('createCpuBackend', () => {
     expect(wasmSimdAvailable()).toBe(true);
     const backend = createCpuBackend();
     expect(backend.kernels).toBe('wasm-simd');
-    expect(backend.capabilities).toEqual({ precision: 'float32', traced: false });
+    expect(backend.capabilities).toEqual({ precision: 'float32', traced: false, copiesWeights: false });
     backend.dispose();
   });
 

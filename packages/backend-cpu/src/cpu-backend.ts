@@ -882,7 +882,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     get threadsReady() {
       return helpers === 0 || runtime!.helpersReady;
     },
-    capabilities: { precision: 'float32', traced: false },
+    capabilities: { precision: 'float32', traced: false, copiesWeights: false },
     async compile<I extends string, O extends string>(definition: ProgramDefinition<I, O>, weights: WeightStore): Promise<Program<I, O>> {
       return new CpuProgram(definition, weights, live());
     },

@@ -1,6 +1,9 @@
 import { createCpuBackend } from '@gumiho/backend-cpu';
 import { BackendUnavailableError, GumihoError, HostKvCache, InvalidArgumentError, ShapeMismatchError, type HostTensor, type ProgramDefinition } from '@gumiho/core';
-import { buildAttentionMask, createLlamaProgram, fuseLlamaWeights, randomLlamaTensors, type LlamaInput } from '@gumiho/models';
+import { buildAttentionMask, createLlamaProgram, createLlamaTarget, fuseLlamaWeights, loadModelFolder, randomLlamaTensors, writeRandomLlama, type LlamaInput } from '@gumiho/models';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrtBackend, probeOrtProviders, type OrtBackend } from './index.js';
 import { compareBackends, intTensor, mapStore, maxAbsDiff, random, randomTensor, type CompareStep } from './test-utils.js';
@@ -18,7 +21,7 @@ describe('createOrtBackend', () => {
   it('selects the CPU provider by default', () => {
     expect(ort.id).toBe('ort-cpu');
     expect(ort.executionProvider).toBe('cpu');
-    expect(ort.capabilities).toEqual({ precision: 'float32', traced: true });
+    expect(ort.capabilities).toEqual({ precision: 'float32', traced: true, copiesWeights: true });
   });
 
   it('rejects unknown or duplicate providers with InvalidArgumentError', async () => {
@@ -122,6 +125,64 @@ describe('ops against the cpu backend', () => {
     expect(program.info.mergedSlices).toBe(1);
     expect(program.info.weightBytes).toBe((88 + 8 + 128 + 16) * 4);
     program.dispose();
+  });
+});
+
+describe('weights after compile', () => {
+  it('are copied into the session: overwriting the store afterwards changes nothing (copiesWeights)', async () => {
+    const program: ProgramDefinition<'x', 'y'> = {
+      name: 'copied-weights',
+      inputs: { x: { dtype: 'float32', shape: ['n', 8] } },
+      build(ops, inputs, context) {
+        const hidden = ops.linear(inputs.x, context.weight('w'), context.weight('b'));
+        return { y: ops.add(ops.sliceColumns(hidden, 0, 4), ops.sliceColumns(hidden, 4, 8)) };
+      },
+    };
+    const next = random(21);
+    const w = randomTensor([8, 8], next);
+    const b = randomTensor([8], next);
+    const compiled = await ort.compile(program, mapStore([['w', w], ['b', b]]));
+    const x = randomTensor([3, 8], next);
+    const before = Float32Array.from((await compiled.run({ x })).y.data);
+    w.data.fill(Number.NaN);
+    b.data.fill(1e30);
+    const after = (await compiled.run({ x })).y.data;
+    expect(Array.from(after)).toEqual(Array.from(before));
+    expect(before.every(Number.isFinite)).toBe(true);
+    compiled.dispose();
+  });
+
+  it('a Llama target keeps only the shared embedding / LM head, and decodes as on the cpu backend', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gumiho-ort-weights-'));
+    try {
+      await writeRandomLlama(dir, { tieWordEmbeddings: false, seed: 4 });
+      const forward = { tokenIds: Int32Array.of(3, 9, 27, 5), positions: Int32Array.of(0, 1, 2, 3), logitRows: Int32Array.of(0, 3) };
+      const reference = await createLlamaTarget({ backend: cpu, folder: dir });
+      expect([...reference.weights.names()].length).toBeGreaterThan(2); // cpu binds the store: nothing dropped
+      const expected = await reference.forward(forward);
+
+      const lean = await createLlamaTarget({ backend: ort, folder: dir });
+      expect([...lean.weights.names()].sort()).toEqual(['lm_head.weight', 'model.embed_tokens.weight']);
+      expect([...lean.model.weights.names()].sort()).toEqual(['lm_head.weight', 'model.embed_tokens.weight']);
+      const got = await lean.forward(forward);
+      expect(maxAbsDiff(got.logits, expected.logits)).toBeLessThan(TOLERANCE);
+      lean.dispose();
+
+      // A model passed in is left whole unless asked; retainWeights keeps everything on the target.
+      const model = await loadModelFolder(dir);
+      const count = [...model.weights.names()].length;
+      const shared = await createLlamaTarget({ backend: ort, model });
+      expect([...model.weights.names()].length).toBe(count);
+      expect([...shared.weights.names()].length).toBe(2);
+      const full = await createLlamaTarget({ backend: ort, model, retainWeights: true, releaseModelWeights: true });
+      expect([...full.weights.names()].length).toBeGreaterThan(2);
+      expect([...model.weights.names()].length).toBe(count);
+      const released = await createLlamaTarget({ backend: ort, model, releaseModelWeights: true });
+      expect([...model.weights.names()].sort()).toEqual(['lm_head.weight', 'model.embed_tokens.weight']);
+      for (const target of [shared, full, released, reference]) target.dispose();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -262,7 +262,7 @@ export async function createOrtBackend(options: OrtBackendOptions = {}): Promise
     specificationVersion: 'v1',
     id: `ort-${provider}`,
     executionProvider: provider,
-    capabilities: { precision: 'float32', traced: true },
+    capabilities: { precision: 'float32', traced: true, copiesWeights: true },
     async compile<I extends string, O extends string>(definition: ProgramDefinition<I, O>, weights: WeightStore): Promise<OrtProgram<I, O>> {
       const quantizeLinears = definition.precision === 'draft' && (options.draftWeights ?? 'float32') === 'int8';
       const { graph, ...trace } = traceProgram(definition as unknown as ProgramDefinition, weights, { quantizeLinears });

@@ -236,6 +236,12 @@ export interface BackendCapabilities {
   readonly precision: 'float32' | 'float16';
   /** True when programs are traced once into a graph (shapes must not depend on values). */
   readonly traced: boolean;
+  /**
+   * True when a compiled program holds its own copy of the weights, so the caller may drop the
+   * store's tensors after `compile` (ONNX Runtime copies initializers into its session; the cpu
+   * backend binds the store's arrays and needs them for the program's lifetime). Absent = false.
+   */
+  readonly copiesWeights?: boolean;
 }
 
 /**

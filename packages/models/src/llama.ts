@@ -179,6 +179,19 @@ export interface LlamaTargetOptions {
   readonly model?: LoadedModel;
   /** KV cache rows: the longest prompt plus generation. Default and maximum: `max_position_embeddings`. */
   readonly maxContext?: number;
+  /**
+   * Keep every float32 weight in `target.weights` after compiling (default false). On a backend
+   * whose programs copy the weights (`capabilities.copiesWeights`, e.g. ONNX Runtime) the target
+   * otherwise keeps only the embedding and LM head, which draft heads share.
+   */
+  readonly retainWeights?: boolean;
+  /**
+   * On such a backend, also delete every tensor but the embedding and LM head from
+   * `model.weights` after compiling (about 100 MB of float32 for py-llama-28m). Default: true when
+   * the target loads `folder` itself, false for a `model` you pass in (which may serve another
+   * target); pass true when nothing else needs that model's weights. Ignored with `retainWeights`.
+   */
+  readonly releaseModelWeights?: boolean;
 }
 
 /** A {@link TargetModel} for a Llama checkpoint, with the loaded model it came from. */
@@ -208,9 +221,18 @@ export async function createLlamaTarget(options: LlamaTargetOptions): Promise<Ll
       fix: `pass a maxContext of at most ${config.maxPositions}.`,
     });
   }
-  const weights = fuseLlamaWeights(model.weights, config);
+  const fused = fuseLlamaWeights(model.weights, config);
   const backend = options.backend;
-  const program = await backend.compile(createLlamaProgram(config, capacity), weights);
+  const program = await backend.compile(createLlamaProgram(config, capacity), fused);
+  const lmHeadWeight = config.tieWordEmbeddings ? EMBED_WEIGHT : LM_HEAD_WEIGHT;
+  let weights = fused;
+  if (backend.capabilities.copiesWeights && !options.retainWeights) {
+    const shared = [EMBED_WEIGHT, lmHeadWeight];
+    weights = new MapWeightStore(shared.map((name) => [name, fused.get(name)!] as const));
+    if (options.releaseModelWeights ?? options.model === undefined) {
+      for (const name of [...model.weights.names()]) if (!shared.includes(name)) model.weights.tensors.delete(name);
+    }
+  }
   const cache = backend.createKvCache(llamaCacheSpec(config, capacity));
   const vocab = config.vocabSize;
 
@@ -255,7 +277,7 @@ export async function createLlamaTarget(options: LlamaTargetOptions): Promise<Ll
     backend,
     weights,
     embeddingWeight: EMBED_WEIGHT,
-    lmHeadWeight: config.tieWordEmbeddings ? EMBED_WEIGHT : LM_HEAD_WEIGHT,
+    lmHeadWeight,
     cache,
     model,
     program,

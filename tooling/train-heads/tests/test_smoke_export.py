@@ -171,6 +171,45 @@ class TestSmokeExport(unittest.TestCase):
             self.assertAlmostEqual(table["heads"]["gumiho"]["acc"][d], even)
             self.assertAlmostEqual(table["heads"]["gumiho"]["cumAcc"][d], even)
 
+    def test_greedy_features_and_mixed_folders(self):
+        """features --greedy-prompt/--greedy-gen: the stored ids are prompt + the target's own greedy
+        continuation and the stored hidden states equal a full teacher-forced forward over them; train
+        loads several folders (split to one length with --seq-len)."""
+        import numpy as np
+        from types import SimpleNamespace
+        from train_heads.features import run_features
+        from train_heads.train import load_features
+
+        tdir = os.path.join(self.out, "target")
+        g = torch.Generator().manual_seed(7)
+        toks = torch.randint(1, 256, (4 * 16,), generator=g).numpy().astype("<u2")
+        with tempfile.TemporaryDirectory() as tmp:
+            fg, fd = os.path.join(tmp, "greedy"), os.path.join(tmp, "data")
+            for d in (fg, fd):
+                os.makedirs(d)
+                toks.tofile(os.path.join(d, "tokens.u16"))
+            base = dict(target=tdir, data="-", tokens=64, shard_chunks=2, batch=2, reverse=False)
+            run_features(SimpleNamespace(**base, out=fg, seq_len=16, greedy_prompt=6, greedy_gen=10))
+            run_features(SimpleNamespace(**base, out=fd, seq_len=32, greedy_prompt=0, greedy_gen=0))
+            with open(os.path.join(fg, "meta.json")) as f:
+                self.assertEqual(json.load(f)["mode"], "greedy")
+            ids, hid = load_features([fg])
+            self.assertEqual(tuple(ids.shape), (4, 16))
+            src = torch.from_numpy(toks.astype(np.int64)).view(4, 16)
+            for r in range(4):
+                self.assertEqual(ids[r, :6].tolist(), src[r, :6].tolist())
+                self.assertEqual(ids[r, 6:].tolist(), self.target.greedy(src[r, :6].tolist(), 10))
+            with torch.no_grad():
+                full = self.target.hidden(ids)
+            self.assertLess((full - hid.float()).abs().max().item(), 2e-2)  # fp16 storage
+            with self.assertRaises(SystemExit):
+                load_features([fg, fd])  # 16 vs 32 tokens per sequence
+            ids2, hid2 = load_features([fg, fd, fg], seq_len=16)
+            self.assertEqual(tuple(ids2.shape), (4 + 4 + 4, 16))
+            self.assertEqual(ids2[8:].tolist(), ids.tolist())
+            with self.assertRaises(SystemExit):  # 6 + 11 != 16
+                run_features(SimpleNamespace(**base, out=os.path.join(tmp, "bad"), seq_len=16, greedy_prompt=6, greedy_gen=11))
+
 
 if __name__ == "__main__":
     unittest.main()

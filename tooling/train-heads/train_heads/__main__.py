@@ -25,13 +25,18 @@ def main(argv=None):
     c.add_argument("--batch", type=int, default=4)
     c.add_argument("--reverse", action="store_true",
                    help="work from the last shard back (run a second process with this flag to use two workers)")
+    c.add_argument("--greedy-prompt", type=int, default=0,
+                   help="self-distillation: keep the first P tokens of each chunk as a prompt ...")
+    c.add_argument("--greedy-gen", type=int, default=0,
+                   help="... and replace the rest with the target's greedy continuation (P + this = --seq-len)")
 
     c = sub.add_parser("train", help="train draft heads on stored features")
     c.add_argument("--kind", choices=["gumiho", "eagle2", "medusa"], required=True)
     c.add_argument("--target", default=DEFAULT_TARGET)
-    c.add_argument("--features", default=os.path.join(WORK, "features"))
+    c.add_argument("--features", default=[os.path.join(WORK, "features")], nargs="+",
+                   help="feature folder(s); several are concatenated (name one twice to up-weight it)")
     c.add_argument("--out", default=None, help="run dir (default work/runs/KIND)")
-    c.add_argument("--tokens", type=int, default=0, help="use only the first N feature tokens (0 = all)")
+    c.add_argument("--tokens", type=int, default=0, help="use only the first N feature tokens of each folder (0 = all)")
     c.add_argument("--epochs", type=float, default=1.0)
     c.add_argument("--batch", type=int, default=4, help="sequences per step")
     c.add_argument("--seq-len", type=int, default=0, help="split stored chunks into sequences of this length (0 = as stored)")

@@ -48,7 +48,29 @@ def load_shard(path):
     return d["ids"].long(), d["hidden"]
 
 
+@torch.no_grad()
+def greedy_features(model, prompts, gen):
+    """Self-distillation chunk: prompts [B, P] -> (ids [B, P+gen], hidden [B, P+gen, H]) where the last
+    `gen` ids are the target's own greedy continuation and hidden are the target's final post-norm states
+    of the whole sequence (prefill + one KV-cached step per generated token)."""
+    cache = []
+    h = model.hidden(prompts, cache=cache)
+    ids, hs = [prompts], [h]
+    for _ in range(gen):
+        t = model.logits(h[:, -1]).argmax(-1, keepdim=True)
+        h = model.hidden(t, cache=cache)
+        ids.append(t)
+        hs.append(h)
+    return torch.cat(ids, 1), torch.cat(hs, 1)
+
+
 def run_features(args):
+    T = args.seq_len
+    greedy = getattr(args, "greedy_gen", 0)
+    if greedy or getattr(args, "greedy_prompt", 0):
+        if not 0 < args.greedy_prompt < T or greedy != T - args.greedy_prompt:
+            raise SystemExit(f"--greedy-prompt {args.greedy_prompt} --greedy-gen {greedy}: need 0 < P < --seq-len {T} "
+                             f"and P + greedy-gen == seq-len; e.g. --seq-len 256 --greedy-prompt 128 --greedy-gen 128")
     os.makedirs(args.out, exist_ok=True)
     target = args.target
     model = load_llama(target)
@@ -70,6 +92,12 @@ def run_features(args):
         "hiddenSize": H,
         "source": os.path.join(os.path.abspath(args.data), "train.txt.xz") + " (prefix, in order)",
     }
+    if greedy:
+        meta["mode"] = "greedy"
+        meta["greedyPrompt"] = args.greedy_prompt
+        meta["greedyGen"] = greedy
+        meta["source"] += (f"; each chunk keeps its first {args.greedy_prompt} tokens as a prompt and the "
+                           f"target's greedy continuation of {greedy} tokens replaces the rest (self-distillation)")
     write_json(os.path.join(args.out, "meta.json"), meta)
     n_shards = (n_chunks + args.shard_chunks - 1) // args.shard_chunks
     t0 = time.time()
@@ -82,8 +110,16 @@ def run_features(args):
         c = chunks[s * args.shard_chunks : (s + 1) * args.shard_chunks]
         hs = []
         with torch.no_grad():
-            for i in range(0, len(c), args.batch):
-                hs.append(model.hidden(c[i : i + args.batch]).half())
+            if greedy:
+                cs = []
+                for i in range(0, len(c), args.batch):
+                    gi, gh = greedy_features(model, c[i : i + args.batch, : args.greedy_prompt], greedy)
+                    cs.append(gi)
+                    hs.append(gh.half())
+                c = torch.cat(cs)
+            else:
+                for i in range(0, len(c), args.batch):
+                    hs.append(model.hidden(c[i : i + args.batch]).half())
         hidden = torch.cat(hs)
         tmp = f"{path}.{os.getpid()}.tmp"  # per-process, so two workers (one --reverse) can share a folder
         torch.save({"ids": c.to(torch.int16), "hidden": hidden}, tmp)

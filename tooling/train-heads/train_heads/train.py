@@ -15,10 +15,35 @@ from .heads import DraftHeads, HeadsConfig
 from .llama import config_sha256, load_llama
 
 
-def load_features(fdir, max_tokens=0, seq_len=0):
+def load_features(fdirs, max_tokens=0, seq_len=0):
+    """Load one or more feature folders (a folder named twice is used twice, i.e. up-weighted).
+    `max_tokens` caps each folder; `seq_len` splits stored chunks into sequences of that length, which
+    is needed when the folders were stored with different chunk lengths."""
+    if isinstance(fdirs, str):
+        fdirs = [fdirs]
+    cache = {}
+    all_ids, all_hid = [], []
+    for fdir in fdirs:
+        if fdir not in cache:
+            cache[fdir] = _load_feature_dir(fdir, max_tokens, seq_len)
+        all_ids.append(cache[fdir][0])
+        all_hid.append(cache[fdir][1])
+    lens = sorted({i.shape[1] for i in all_ids})
+    if len(lens) > 1:
+        raise SystemExit(f"feature folders store sequences of different lengths {lens}; pass --seq-len "
+                         f"{lens[0]} (or a divisor of it) to split them to one length")
+    if len(all_ids) == 1:
+        return all_ids[0], all_hid[0]
+    return torch.cat(all_ids), torch.cat(all_hid)
+
+
+def _load_feature_dir(fdir, max_tokens=0, seq_len=0):
     ids, hid = [], []
     n = 0
-    for s in list_shards(fdir):
+    shards = list_shards(fdir) if os.path.isdir(fdir) else []
+    if not shards:
+        raise SystemExit(f"no feature shards in {fdir}: run `python -m train_heads features --out {fdir}` first")
+    for s in shards:
         i, h = load_shard(os.path.join(fdir, s))
         ids.append(i)
         hid.append(h)
