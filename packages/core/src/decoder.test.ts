@@ -5,12 +5,11 @@
  * give the vanilla output token for token, with correct bookkeeping.
  */
 import { describe, expect, it } from 'vitest';
-import type { KvCache, KvCacheSpec, TensorBackend, WeightStore } from './backend.js';
 import { createSpeculativeDecoder, type DraftPolicy } from './decoder.js';
 import { ROOT_HANDLE, type DraftHead, type DraftTree, type TreeBuilder } from './draft.js';
 import { argmax } from './math.js';
-import type { ModelConfig, TargetForwardOptions, TargetModel } from './model.js';
 import type { Sampler, Verifier } from './sampling.js';
+import { createTokenRuleTarget, type TokenRuleTarget } from './testing.js';
 
 const VOCAB = 16;
 const EOS = 0;
@@ -20,96 +19,20 @@ function nextToken(a: number, b: number): number {
   return 1 + ((a * 7 + b * 3 + ((a * b) % 5)) % (VOCAB - 1));
 }
 
-class TokenCache implements KvCache {
-  readonly spec: KvCacheSpec;
-  tokens: number[] = [];
-  private committed = 0;
-  constructor(capacity: number) {
-    this.spec = { layers: 1, kvHeads: 1, headDim: 1, capacity };
-  }
-  get length() {
-    return this.committed;
-  }
-  get pending() {
-    return this.tokens.length - this.committed;
-  }
-  commit(count = this.pending) {
-    this.committed += count;
-    this.tokens.length = this.committed;
-  }
-  compact(slots: ArrayLike<number>) {
-    const kept = Array.from(slots, (slot) => this.tokens[this.committed + slot]!);
-    this.tokens.length = this.committed;
-    this.tokens.push(...kept);
-    this.committed = this.tokens.length;
-  }
-  rollback() {
-    this.tokens.length = this.committed;
-  }
-  truncate(length: number) {
-    this.committed = length;
-    this.tokens.length = length;
-  }
-  reset() {
-    this.truncate(0);
-  }
-}
-
-function fakeTarget(capacity = 64, eosAfter?: number): TargetModel & { forwards: number } {
-  const cache = new TokenCache(capacity);
-  const config: ModelConfig = {
-    modelType: 'fake',
+function fakeTarget(capacity = 64, eosAfter?: number): TokenRuleTarget {
+  return createTokenRuleTarget({
     vocabSize: VOCAB,
-    hiddenSize: 2,
-    intermediateSize: 2,
-    numLayers: 1,
-    numHeads: 1,
-    numKvHeads: 1,
-    headDim: 1,
-    rmsNormEps: 1e-5,
-    ropeTheta: 1e4,
-    maxPositions: capacity,
-    tieWordEmbeddings: true,
-    bosTokenId: undefined,
+    capacity,
     eosTokenIds: [EOS],
-  };
-  const target = {
-    specificationVersion: 'v1' as const,
-    name: 'fake',
-    config,
-    backend: {} as TensorBackend,
-    weights: {} as WeightStore,
-    embeddingWeight: 'e',
-    lmHeadWeight: 'e',
-    cache,
-    forwards: 0,
-    async forward(options: TargetForwardOptions) {
-      target.forwards++;
-      const n = options.tokenIds.length;
-      if (cache.tokens.length + n > capacity) throw new Error('overflow');
-      const start = cache.tokens.length;
-      cache.tokens.push(...options.tokenIds);
-      const rows = options.logitRows ?? Int32Array.of(n - 1);
-      const logits = new Float32Array(rows.length * VOCAB);
-      const hidden = new Float32Array(n * 2);
-      rows.forEach((row, r) => {
-        // Visible sequence: committed tokens, then the rows of the new block this row may see.
-        const visible = cache.tokens.slice(0, start);
-        for (let j = 0; j < n; j++) {
-          const ok = options.treeMask ? options.treeMask[row * n + j] === 1 : j <= row;
-          if (ok) visible.push(options.tokenIds[j]!);
-        }
-        const a = visible[visible.length - 2] ?? 0;
-        const b = visible[visible.length - 1]!;
-        const token = eosAfter !== undefined && visible.length >= eosAfter ? EOS : nextToken(a, b);
-        logits[r * VOCAB + token] = 10;
-      });
-      for (let i = 0; i < n; i++) hidden[i * 2] = options.tokenIds[i]!;
-      return { logits, hidden };
+    logits(visible) {
+      const a = visible[visible.length - 2] ?? 0;
+      const b = visible[visible.length - 1]!;
+      const logits = new Float32Array(VOCAB);
+      logits[eosAfter !== undefined && visible.length >= eosAfter ? EOS : nextToken(a, b)] = 10;
+      return logits;
     },
-    dispose() {},
-  };
-  return target;
+    hidden: (tokenId) => [tokenId, 0],
+  });
 }
 
 const greedySampler: Sampler = {

@@ -10,15 +10,10 @@ import {
   argmax,
   createSpeculativeDecoder,
   type DraftPolicy,
-  type KvCache,
-  type KvCacheSpec,
-  type ModelConfig,
   type SamplingOptions,
-  type TargetForwardOptions,
   type TargetModel,
-  type TensorBackend,
-  type WeightStore,
 } from '@gumiho/core';
+import { createTokenRuleTarget } from '@gumiho/core/testing';
 import { createSampler } from '@gumiho/samplers';
 import { createChainBuilder, createDynamicTreeBuilder, createGumihoTreeBuilder, createStaticTreeBuilder } from '@gumiho/tree';
 import { createMockDraftHead } from '@gumiho/tree/testing';
@@ -45,87 +40,8 @@ function targetLogits(visible: readonly number[]): Float32Array {
   return logits;
 }
 
-class TokenCache implements KvCache {
-  readonly spec: KvCacheSpec;
-  tokens: number[] = [];
-  private committed = 0;
-  constructor(capacity: number) {
-    this.spec = { layers: 1, kvHeads: 1, headDim: 1, capacity };
-  }
-  get length() {
-    return this.committed;
-  }
-  get pending() {
-    return this.tokens.length - this.committed;
-  }
-  commit(count = this.pending) {
-    this.committed += count;
-    this.tokens.length = this.committed;
-  }
-  compact(slots: ArrayLike<number>) {
-    const kept = Array.from(slots, (slot) => this.tokens[this.committed + slot]!);
-    this.tokens.length = this.committed;
-    this.tokens.push(...kept);
-    this.committed = this.tokens.length;
-  }
-  rollback() {
-    this.tokens.length = this.committed;
-  }
-  truncate(length: number) {
-    this.committed = length;
-    this.tokens.length = length;
-  }
-  reset() {
-    this.truncate(0);
-  }
-}
-
 function fakeTarget(capacity: number): TargetModel {
-  const cache = new TokenCache(capacity);
-  const config: ModelConfig = {
-    modelType: 'fake',
-    vocabSize: V,
-    hiddenSize: 2,
-    intermediateSize: 2,
-    numLayers: 1,
-    numHeads: 1,
-    numKvHeads: 1,
-    headDim: 1,
-    rmsNormEps: 1e-5,
-    ropeTheta: 1e4,
-    maxPositions: capacity,
-    tieWordEmbeddings: true,
-    bosTokenId: undefined,
-    eosTokenIds: [EOS],
-  };
-  return {
-    specificationVersion: 'v1',
-    name: 'fake',
-    config,
-    backend: {} as TensorBackend,
-    weights: {} as WeightStore,
-    embeddingWeight: 'e',
-    lmHeadWeight: 'e',
-    cache,
-    async forward(options: TargetForwardOptions) {
-      const n = options.tokenIds.length;
-      if (cache.tokens.length + n > capacity) throw new Error(`overflow: ${cache.tokens.length} + ${n} > ${capacity}`);
-      const start = cache.tokens.length;
-      cache.tokens.push(...options.tokenIds);
-      const rows = options.logitRows ?? Int32Array.of(n - 1);
-      const logits = new Float32Array(rows.length * V);
-      rows.forEach((row, r) => {
-        const visible = cache.tokens.slice(0, start);
-        for (let j = 0; j < n; j++) {
-          const ok = options.treeMask ? options.treeMask[row * n + j] === 1 : j <= row;
-          if (ok) visible.push(options.tokenIds[j]!);
-        }
-        logits.set(targetLogits(visible), r * V);
-      });
-      return { logits, hidden: new Float32Array(n * 2) };
-    },
-    dispose() {},
-  };
+  return createTokenRuleTarget({ vocabSize: V, capacity, eosTokenIds: [EOS], logits: targetLogits });
 }
 
 /** Greedy roll-out of the target from `path`, `steps` tokens. */
