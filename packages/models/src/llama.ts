@@ -203,6 +203,29 @@ export interface LlamaTarget extends TargetModel {
 }
 
 /**
+ * Compiles the forward program and returns the weights the target keeps: all (fused) weights, or
+ * only `shared` when the backend copied them and `retainWeights` is off. A function of its own so
+ * that no closure of the target (which lives as long as the target) can keep the fused store alive.
+ */
+async function compileLlama(
+  backend: TensorBackend,
+  model: LoadedModel,
+  capacity: number,
+  shared: readonly string[],
+  options: LlamaTargetOptions,
+): Promise<{ program: Program<LlamaInput, LlamaOutput>; weights: MapWeightStore }> {
+  const fused = fuseLlamaWeights(model.weights, model.config);
+  const program = await backend.compile(createLlamaProgram(model.config, capacity), fused);
+  if (!backend.capabilities.copiesWeights || options.retainWeights) return { program, weights: fused };
+  const weights = new MapWeightStore();
+  for (const name of shared) weights.set(name, fused.get(name)!);
+  if (options.releaseModelWeights ?? options.model === undefined) {
+    for (const name of [...model.weights.names()]) if (!shared.includes(name)) model.weights.tensors.delete(name);
+  }
+  return { program, weights };
+}
+
+/**
  * Creates the Llama {@link TargetModel} on `backend`.
  *
  * @throws InvalidArgumentError for bad options; the errors of {@link loadModelFolder} for bad folders.
@@ -221,18 +244,9 @@ export async function createLlamaTarget(options: LlamaTargetOptions): Promise<Ll
       fix: `pass a maxContext of at most ${config.maxPositions}.`,
     });
   }
-  const fused = fuseLlamaWeights(model.weights, config);
   const backend = options.backend;
-  const program = await backend.compile(createLlamaProgram(config, capacity), fused);
   const lmHeadWeight = config.tieWordEmbeddings ? EMBED_WEIGHT : LM_HEAD_WEIGHT;
-  let weights = fused;
-  if (backend.capabilities.copiesWeights && !options.retainWeights) {
-    const shared = [EMBED_WEIGHT, lmHeadWeight];
-    weights = new MapWeightStore(shared.map((name) => [name, fused.get(name)!] as const));
-    if (options.releaseModelWeights ?? options.model === undefined) {
-      for (const name of [...model.weights.names()]) if (!shared.includes(name)) model.weights.tensors.delete(name);
-    }
-  }
+  const { program, weights } = await compileLlama(backend, model, capacity, [EMBED_WEIGHT, lmHeadWeight], options);
   const cache = backend.createKvCache(llamaCacheSpec(config, capacity));
   const vocab = config.vocabSize;
 
