@@ -25,8 +25,21 @@ $PY -m train_heads --threads 1 train --kind medusa --init-from work/runs/medusa 
 $PY -m train_heads --threads 1 train --kind gumiho --init-from work/runs/gumiho2 --out work/runs/gumiho3 --tokens 999936 --epochs 2 --batch 2 --lr 5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --time-budget 1380 --log-every 10 --ckpt-every 20
 # 5. stage 4 (session 2), gumiho only, alone on the machine, two threads: all ~3 M feature tokens
 $PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho3 --out work/runs/gumiho4 --epochs 5 --batch 4 --lr 5e-4 --warmup 30 --amp bf16 --ce-frac 0.25 --time-budget 4500 --log-every 10 --ckpt-every 40
-# 6. export, evaluation (teacher-forced on the data, and along the target's greedy path), model cards
-$PY -m train_heads export --run work/runs/gumiho4 --out ../../heads/py-llama-28m/gumiho
+# 6. stage 5 (session 3 used the session-2 run): 10x soft-CE weight on the MLP heads (--mlp-p-w 1.0)
+$PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho4 --out work/runs/gumiho5-mlpce --epochs 1 --batch 4 --lr 2e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --mlp-p-w 1.0 --time-budget 1140
+# 7. self-distillation features: chunks of 256 tokens of train.txt.xz, the first 128 kept as a prompt
+#    and the rest replaced by the target's greedy continuation. Stage 6 used the first 37 shards
+#    (606,208 tokens; --tokens 606208 makes exactly those), stage 7 all 49 (800,000 tokens).
+mkdir -p work/features-greedy && cp work/features/tokens.u16 work/features-greedy/
+$PY -m train_heads --threads 2 features --out work/features-greedy --tokens 606208 --seq-len 256 --batch 16 --greedy-prompt 128 --greedy-gen 128
+# 8. stage 6: the first 1.5 M data tokens once + the greedy features twice, split to 256-token sequences
+#    (--noise 0.1 at 256 tokens = the same noise amplitude as 0.2 at 512)
+$PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho5-mlpce --out work/runs/gumiho6 --features work/features work/features-greedy work/features-greedy --tokens 1500000 --seq-len 256 --noise 0.1 --epochs 2 --batch 8 --lr 2e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --mlp-p-w 1.0 --time-budget 2700 --log-every 10 --ckpt-every 40
+# 9. stage 7: the greedy features extended to 800,000 tokens (12 more shards), the first 1 M data tokens + greedy twice
+$PY -m train_heads --threads 2 features --out work/features-greedy --tokens 800000 --seq-len 256 --batch 16 --greedy-prompt 128 --greedy-gen 128
+$PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho6 --out work/runs/gumiho7 --features work/features work/features-greedy work/features-greedy --tokens 1000000 --seq-len 256 --noise 0.1 --epochs 2 --batch 8 --lr 1.5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --mlp-p-w 1.0 --time-budget 1620 --log-every 10 --ckpt-every 40
+# 10. export, evaluation (teacher-forced on the data, and along the target's greedy path), model cards
+$PY -m train_heads export --run work/runs/gumiho7 --out ../../heads/py-llama-28m/gumiho
 $PY -m train_heads export --run work/runs/eagle22 --out ../../heads/py-llama-28m/eagle2
 $PY -m train_heads export --run work/runs/medusa2 --out ../../heads/py-llama-28m/medusa
 $PY -m train_heads eval --heads ../../heads/py-llama-28m/gumiho ../../heads/py-llama-28m/eagle2 ../../heads/py-llama-28m/medusa \

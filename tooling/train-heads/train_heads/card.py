@@ -41,23 +41,33 @@ def run_card(args):
     if tr:
         L.append("## Training")
         L.append("")
-        L.append(f"- Data: {tr.get('data')}: {tr.get('tokensPerEpoch')} tokens in chunks of {tr.get('seqLen')} "
-                 f"(first {tr.get('tokensPerEpoch')} tokens of `train.txt.xz`, the target's own training text).")
+        if tr.get("stages"):
+            L.append(f"- Data: {tr.get('data')} (`train.txt.xz` is the target's own training text; per stage below).")
+        else:
+            L.append(f"- Data: {tr.get('data')}: {tr.get('tokensPerEpoch')} tokens in chunks of {tr.get('seqLen')} "
+                     f"(first {tr.get('tokensPerEpoch')} tokens of `train.txt.xz`, the target's own training text).")
         if tr.get("stages"):
             st = tr["stages"]
             L.append(f"- Budget: {tr.get('steps')} steps, {tr.get('tokensSeen')} tokens seen, in {len(st)} stages (each "
                      "continues from the previous stage's weights with a fresh optimizer and schedule):")
-            seq = tr.get("seqLen") or 512
             for i, x in enumerate(st):
-                batch = round(x["tokensSeen"] / max(1, x["steps"]) / seq)
-                L.append(f"  - stage {i + 1}: {x['steps']} steps of {batch} x {seq} tokens on the first {x['tokensPerEpoch']} "
-                         f"feature tokens ({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {x.get('lr') or '1e-3'}, {x['seconds']} s")
+                seq = x.get("seqLen") or 512
+                batch = x.get("batchSequences") or round(x["tokensSeen"] / max(1, x["steps"]) / seq)
+                if "greedy" in x.get("featureModes", []):
+                    n_g = x["featureModes"].count("greedy")
+                    data = (f"{x['tokensPerEpoch']} tokens: data features (first {x.get('tokensCapPerFolder') or 'all'} tokens) "
+                            f"+ greedy self-distillation features x{n_g}")
+                else:
+                    data = f"the first {x['tokensPerEpoch']} feature tokens"
+                extra = f", MLP soft-CE weight {x['mlpPW']}" if x.get("mlpPW") not in (None, 0.1) else ""
+                L.append(f"  - stage {i + 1}: {x['steps']} steps of {batch} x {seq} tokens on {data} "
+                         f"({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {x.get('lr') or '1e-3'}{extra}, {x['seconds']} s")
         else:
             L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
                      f"{tr.get('tokensSeen')} tokens ({tr.get('epochs')} epochs).")
         L.append(f"- Optimiser: AdamW{' (peak lr per stage above)' if tr.get('stages') else ' peak lr ' + str(tr.get('lr'))}, betas {tr.get('betas')}, weight decay {tr.get('weightDecay')}, "
                  f"warm-up {tr.get('warmup')} steps, {tr.get('schedule')}, grad clip {tr.get('gradClip')}; "
-                 f"input-feature noise {tr.get('noise')} x 512/seq_len.")
+                 f"input-feature noise {tr.get('noise')} x 512/seq_len (last stage).")
         L.append(f"- Loss weights: {json.dumps(tr.get('lossWeights'))}; cross-entropy on a random fraction "
                  f"{tr.get('ceFrac')} of positions per batch; autocast {tr.get('amp')}.")
         L.append(f"- Hardware and time: {tr.get('hardware')}; {tr.get('seconds')} s of training "

@@ -66,6 +66,45 @@ def load_exported(heads_dir, target_model):
     return model, config
 
 
+def _stage_info_file(init):
+    """The full train_info.json of an earlier stage, when its run dir is still on disk."""
+    src = init.get("from") if init else None
+    if src:
+        p = os.path.join(os.path.dirname(src), "train_info.json")
+        if os.path.exists(p):
+            with open(p) as f:
+                return json.load(f)
+    return None
+
+
+def _feature_modes(folders):
+    modes = []
+    for fdir in folders if isinstance(folders, list) else [folders] if folders else []:
+        mode = "data"
+        mp = os.path.join(fdir, "meta.json")
+        if os.path.exists(mp):
+            with open(mp) as f:
+                mode = json.load(f).get("mode", "data")
+        modes.append(mode)
+    return modes
+
+
+def stage_summary(init, info):
+    """One training stage for config.json: from the stage's own train_info.json when available
+    (sequence length, batch, feature folders, loss weights), else from the summary its successor kept."""
+    if info is None:
+        return {"steps": init["steps"], "tokensSeen": init["tokensSeen"], "tokensPerEpoch": init["tokensPerEpoch"],
+                "seconds": init["seconds"], "lr": init.get("lr"), "finalLosses": init.get("finalLosses")}
+    a = info.get("args", {})
+    folders = a.get("features")
+    modes = _feature_modes(folders)
+    return {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
+            "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info.get("finalLosses"),
+            "seqLen": info.get("seqLen"), "batchSequences": info.get("batch"),
+            "features": [os.path.basename(os.path.normpath(f)) for f in (folders if isinstance(folders, list) else [folders] if folders else [])],
+            "featureModes": modes, "tokensCapPerFolder": a.get("tokens") or None, "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise")}
+
+
 def run_export(args):
     target = load_llama(args.target)
     model, _ = load_exported(args.run, target)
@@ -106,14 +145,14 @@ def run_export(args):
         while ini and ini.get("steps"):
             chain.append(ini)
             ini = ini.get("initFrom")
+        stages = [stage_summary(x, _stage_info_file(x)) for x in reversed(chain)] + [stage_summary(None, info)]
+        modes = sorted({m for st in stages for m in st.get("featureModes", [])})
+        if "greedy" in modes:
+            training["data"] = ("py-llama-28m train.txt.xz prefix, teacher-forced target features, and (stages marked "
+                                "`greedy`) self-distillation features: 128-token prompts from the same text continued "
+                                "greedily by the target")
         if chain:
             # this run continued from earlier ones: report every stage and totals
-            stages = []
-            for x in reversed(chain):
-                stages.append({"steps": x["steps"], "tokensSeen": x["tokensSeen"], "tokensPerEpoch": x["tokensPerEpoch"],
-                               "seconds": x["seconds"], "lr": x.get("lr"), "finalLosses": x.get("finalLosses")})
-            stages.append({"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
-                           "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info["finalLosses"]})
             training["stages"] = stages
             training["steps"] = sum(x["steps"] for x in stages)
             training["tokensSeen"] = sum(x["tokensSeen"] for x in stages)
