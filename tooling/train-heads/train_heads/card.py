@@ -60,8 +60,10 @@ def run_card(args):
                 else:
                     data = f"the first {x['tokensPerEpoch']} feature tokens"
                 extra = f", MLP soft-CE weight {x['mlpPW']}" if x.get("mlpPW") not in (None, 0.1) else ""
+                # heads exported before stages recorded their lr: the last stage's is the run's own
+                lr = x.get("lr") or (tr.get("lr") if i == len(st) - 1 else None) or "1e-3"
                 L.append(f"  - stage {i + 1}: {x['steps']} steps of {batch} x {seq} tokens on {data} "
-                         f"({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {x.get('lr') or '1e-3'}{extra}, {x['seconds']} s")
+                         f"({x['tokensSeen'] / x['tokensPerEpoch']:.2f} epochs), peak lr {lr}{extra}, {x['seconds']} s")
         else:
             L.append(f"- Budget: {tr.get('steps')} steps of {tr.get('batchSequences')} x {tr.get('seqLen')} tokens = "
                      f"{tr.get('tokensSeen')} tokens ({tr.get('epochs')} epochs).")
