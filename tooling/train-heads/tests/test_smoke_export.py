@@ -207,6 +207,14 @@ class TestSmokeExport(unittest.TestCase):
             ids2, hid2 = load_features([fg, fd, fg], seq_len=16)
             self.assertEqual(tuple(ids2.shape), (4 + 4 + 4, 16))
             self.assertEqual(ids2[8:].tolist(), ids.tolist())
+            # a stop request (SIGINT/SIGTERM) leaves no partial shard behind
+            from train_heads.features import _write_shards, list_shards
+            fs = os.path.join(tmp, "stopped")
+            os.makedirs(fs)
+            _write_shards(SimpleNamespace(out=fs, shard_chunks=2, batch=2, greedy_prompt=6), self.target, src, range(2),
+                          4, 2, 16, 10, {"flag": True})
+            self.assertEqual(list_shards(fs), [])
+            self.assertEqual(os.listdir(fs), [])
             with self.assertRaises(SystemExit):  # 6 + 11 != 16
                 run_features(SimpleNamespace(**base, out=os.path.join(tmp, "bad"), seq_len=16, greedy_prompt=6, greedy_gen=11))
 

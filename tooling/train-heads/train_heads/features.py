@@ -9,6 +9,7 @@ Resumable: existing complete shards are skipped.
 import json
 import lzma
 import os
+import signal
 import time
 
 import numpy as np
@@ -100,9 +101,28 @@ def run_features(args):
                            f"target's greedy continuation of {greedy} tokens replaces the rest (self-distillation)")
     write_json(os.path.join(args.out, "meta.json"), meta)
     n_shards = (n_chunks + args.shard_chunks - 1) // args.shard_chunks
+    order = range(n_shards - 1, -1, -1) if getattr(args, "reverse", False) else range(n_shards)
+    stop = {"flag": False}
+
+    def on_sig(signum, frame):
+        stop["flag"] = True
+        log(f"signal {signum}: stopping after the current batch (finished shards are kept; rerun to resume)")
+
+    old_handlers = {sig: signal.signal(sig, on_sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _write_shards(args, model, chunks, order, n_chunks, n_shards, T, greedy, stop)
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    if stop["flag"]:
+        log("features stopped by signal; rerun the same command to resume")
+        return
+    log("features done:", meta["tokens"], "tokens in", n_shards, "shards at", args.out)
+
+
+def _write_shards(args, model, chunks, order, n_chunks, n_shards, T, greedy, stop):
     t0 = time.time()
     done_tokens = 0
-    order = range(n_shards - 1, -1, -1) if getattr(args, "reverse", False) else range(n_shards)
     for s in order:
         path = os.path.join(args.out, f"shard_{s:05d}.pt")
         if os.path.exists(path):
@@ -113,12 +133,16 @@ def run_features(args):
             if greedy:
                 cs = []
                 for i in range(0, len(c), args.batch):
+                    if stop["flag"]:
+                        return
                     gi, gh = greedy_features(model, c[i : i + args.batch, : args.greedy_prompt], greedy)
                     cs.append(gi)
                     hs.append(gh.half())
                 c = torch.cat(cs)
             else:
                 for i in range(0, len(c), args.batch):
+                    if stop["flag"]:
+                        return
                     hs.append(model.hidden(c[i : i + args.batch]).half())
         hidden = torch.cat(hs)
         tmp = f"{path}.{os.getpid()}.tmp"  # per-process, so two workers (one --reverse) can share a folder
@@ -133,4 +157,3 @@ def run_features(args):
             if not os.path.exists(os.path.join(args.out, f"shard_{j:05d}.pt"))
         )
         log(f"features shard {s + 1}/{n_shards}: {done_tokens} tokens this run, {rate:.0f} tok/s, ETA {fmt_s(left / rate)}")
-    log("features done:", meta["tokens"], "tokens in", n_shards, "shards at", args.out)
