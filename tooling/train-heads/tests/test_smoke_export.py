@@ -196,11 +196,14 @@ class TestSmokeExport(unittest.TestCase):
             ids, hid = load_features([fg])
             self.assertEqual(tuple(ids.shape), (4, 16))
             src = torch.from_numpy(toks.astype(np.int64)).view(4, 16)
-            for r in range(4):
-                self.assertEqual(ids[r, :6].tolist(), src[r, :6].tolist())
-                self.assertEqual(ids[r, 6:].tolist(), self.target.greedy(src[r, :6].tolist(), 10))
             with torch.no_grad():
                 full = self.target.hidden(ids)
+                full_argmax = self.target.logits(full).argmax(-1)
+            for r in range(4):
+                self.assertEqual(ids[r, :6].tolist(), src[r, :6].tolist())
+                # every generated token is the argmax of an uncached forward over what precedes it
+                self.assertEqual(ids[r, 6:].tolist(), full_argmax[r, 5:15].tolist())
+                self.assertEqual(ids[r, 6:].tolist(), self.target.greedy(src[r, :6].tolist(), 10))
             self.assertLess((full - hid.float()).abs().max().item(), 2e-2)  # fp16 storage
             with self.assertRaises(SystemExit):
                 load_features([fg, fd])  # 16 vs 32 tokens per sequence

@@ -79,7 +79,7 @@ def _stage_info_file(init):
 
 def _feature_modes(folders):
     modes = []
-    for fdir in folders if isinstance(folders, list) else [folders] if folders else []:
+    for fdir in folders:
         mode = "data"
         mp = os.path.join(fdir, "meta.json")
         if os.path.exists(mp):
@@ -96,12 +96,13 @@ def stage_summary(init, info):
         return {"steps": init["steps"], "tokensSeen": init["tokensSeen"], "tokensPerEpoch": init["tokensPerEpoch"],
                 "seconds": init["seconds"], "lr": init.get("lr"), "finalLosses": init.get("finalLosses")}
     a = info.get("args", {})
-    folders = a.get("features")
+    folders = a.get("features") or []
+    folders = folders if isinstance(folders, list) else [folders]  # runs before --features took several
     modes = _feature_modes(folders)
     return {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
             "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info.get("finalLosses"),
             "seqLen": info.get("seqLen"), "batchSequences": info.get("batch"),
-            "features": [os.path.basename(os.path.normpath(f)) for f in (folders if isinstance(folders, list) else [folders] if folders else [])],
+            "features": [os.path.basename(os.path.normpath(f)) for f in folders],
             "featureModes": modes, "tokensCapPerFolder": a.get("tokens") or None, "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise")}
 
 
@@ -146,8 +147,7 @@ def run_export(args):
             chain.append(ini)
             ini = ini.get("initFrom")
         stages = [stage_summary(x, _stage_info_file(x)) for x in reversed(chain)] + [stage_summary(None, info)]
-        modes = sorted({m for st in stages for m in st.get("featureModes", [])})
-        if "greedy" in modes:
+        if any("greedy" in st.get("featureModes", []) for st in stages):
             training["data"] = ("py-llama-28m train.txt.xz prefix, teacher-forced target features, and (stages marked "
                                 "`greedy`) self-distillation features: 128-token prompts from the same text continued "
                                 "greedily by the target")

@@ -49,22 +49,6 @@ def load_shard(path):
     return d["ids"].long(), d["hidden"]
 
 
-@torch.no_grad()
-def greedy_features(model, prompts, gen):
-    """Self-distillation chunk: prompts [B, P] -> (ids [B, P+gen], hidden [B, P+gen, H]) where the last
-    `gen` ids are the target's own greedy continuation and hidden are the target's final post-norm states
-    of the whole sequence (prefill + one KV-cached step per generated token)."""
-    cache = []
-    h = model.hidden(prompts, cache=cache)
-    ids, hs = [prompts], [h]
-    for _ in range(gen):
-        t = model.logits(h[:, -1]).argmax(-1, keepdim=True)
-        h = model.hidden(t, cache=cache)
-        ids.append(t)
-        hs.append(h)
-    return torch.cat(ids, 1), torch.cat(hs, 1)
-
-
 def run_features(args):
     T = args.seq_len
     greedy = getattr(args, "greedy_gen", 0)
@@ -135,7 +119,7 @@ def _write_shards(args, model, chunks, order, n_chunks, n_shards, T, greedy, sto
                 for i in range(0, len(c), args.batch):
                     if stop["flag"]:
                         return
-                    gi, gh = greedy_features(model, c[i : i + args.batch, : args.greedy_prompt], greedy)
+                    gi, gh = model.greedy_hidden(c[i : i + args.batch, : args.greedy_prompt], greedy)
                     cs.append(gi)
                     hs.append(gh.half())
                 c = torch.cat(cs)

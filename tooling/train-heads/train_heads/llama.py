@@ -215,17 +215,23 @@ class LlamaForCausalLM(nn.Module):
         return self.logits(self.hidden(ids))
 
     @torch.no_grad()
-    def greedy(self, ids, n):
-        """Greedy continuation with a KV cache."""
+    def greedy_hidden(self, prompts, n):
+        """Batched greedy continuation with a KV cache: prompts [B, P] -> (ids [B, P+n], hidden
+        [B, P+n, H]), the last n ids being the greedy tokens and hidden the final post-norm states of
+        the whole sequence (prefill, then one cached step per generated token)."""
         cache = []
-        x = torch.tensor([list(ids)])
-        out = []
+        h = self.hidden(prompts, cache=cache)
+        ids, hs = [prompts], [h]
         for _ in range(n):
-            lg = self.logits(self.hidden(x, cache=cache))[0, -1]
-            t = int(lg.argmax())
-            out.append(t)
-            x = torch.tensor([[t]])
-        return out
+            t = self.logits(h[:, -1]).argmax(-1, keepdim=True)
+            h = self.hidden(t, cache=cache)
+            ids.append(t)
+            hs.append(h)
+        return torch.cat(ids, 1), torch.cat(hs, 1)
+
+    def greedy(self, ids, n):
+        """Greedy continuation of one token list (n new token ids)."""
+        return self.greedy_hidden(torch.tensor([list(ids)]), n)[0][0, len(ids) :].tolist()
 
 
 def load_config_dict(folder):
