@@ -22,7 +22,7 @@ try {
   modPath = require.resolve("@huggingface/tokenizers", { paths: searchPaths });
 } catch (e) {
   console.error(
-    "cannot find @huggingface/tokenizers; run: npm i --prefix tooling/train-heads/work/node @huggingface/tokenizers@0.2.0",
+    "cannot find @huggingface/tokenizers; run `pnpm install` at the repository root (it is a dependency of @gumiho/train-heads), or: npm i --prefix tooling/train-heads/work/node @huggingface/tokenizers@0.2.0",
   );
   process.exit(2);
 }

@@ -221,6 +221,49 @@ class TestSmokeExport(unittest.TestCase):
             with self.assertRaises(SystemExit):  # 6 + 11 != 16
                 run_features(SimpleNamespace(**base, out=os.path.join(tmp, "bad"), seq_len=16, greedy_prompt=6, greedy_gen=11))
 
+    def test_skip_tokens_and_init_from_exported(self):
+        """features --skip-tokens starts later in the text (and refuses to mix settings in one folder);
+        train --init-from takes an exported heads folder, and the export of the new run lists every stage."""
+        import numpy as np
+        from types import SimpleNamespace
+        from train_heads.features import run_features
+        from train_heads.safetensors_io import load_file
+        from train_heads.train import load_features
+
+        tdir = os.path.join(self.out, "target")
+        toks = torch.randint(1, 256, (96,), generator=torch.Generator().manual_seed(3)).numpy().astype("<u2")
+        with tempfile.TemporaryDirectory() as tmp:
+            fd = os.path.join(tmp, "data")
+            os.makedirs(fd)
+            toks.tofile(os.path.join(fd, "tokens.u16"))
+            base = dict(target=tdir, data="-", shard_chunks=2, batch=2, reverse=False, seq_len=16, greedy_prompt=0, greedy_gen=0)
+            run_features(SimpleNamespace(**base, out=fd, tokens=64, skip_tokens=32))
+            ids, _ = load_features([fd])
+            self.assertEqual(ids.flatten().tolist(), toks[32:96].astype(np.int64).tolist())
+            with self.assertRaises(SystemExit):  # same folder, other start
+                run_features(SimpleNamespace(**base, out=fd, tokens=64, skip_tokens=0))
+            smoke = os.path.join(self.out, "gumiho")
+            train = ["--threads", "1", "train", "--kind", "gumiho", "--target", tdir, "--features", fd,
+                     "--epochs", "1", "--batch", "2", "--lr", "0", "--warmup", "5", "--log-every", "1"]
+            with self.assertRaises(SystemExit):  # heads of another kind
+                main(train[:4] + ["eagle2"] + train[5:] + ["--out", os.path.join(tmp, "bad"), "--init-from", smoke])
+            prev = smoke
+            for hop in (1, 2):
+                run, exp = os.path.join(tmp, f"run{hop}"), os.path.join(tmp, f"exp{hop}")
+                main(train + ["--out", run, "--init-from", prev])
+                main(["export", "--run", run, "--out", exp, "--target", tdir])
+                a = load_file(os.path.join(smoke, "model.safetensors"), torch.float32)
+                b = load_file(os.path.join(exp, "model.safetensors"), torch.float32)
+                self.assertEqual(sorted(a), sorted(b))
+                for k in a:  # lr 0: the weights are the exported ones, unchanged
+                    self.assertTrue(torch.equal(a[k], b[k]), k)
+                with open(os.path.join(exp, "config.json")) as f:
+                    stages = json.load(f)["training"]["stages"]
+                self.assertEqual(len(stages), 1 + hop)  # the smoke run, then one stage per hop
+                self.assertEqual(stages[0]["steps"], 2)
+                self.assertEqual(stages[-1]["features"], ["data"])
+                prev = exp
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -20,6 +20,8 @@ def main(argv=None):
     c.add_argument("--data", default=DEFAULT_DATA)
     c.add_argument("--out", default=os.path.join(WORK, "features"))
     c.add_argument("--tokens", type=int, default=1_000_000)
+    c.add_argument("--skip-tokens", type=int, default=0,
+                   help="start after the first N tokens of the text (fresh data for a folder made earlier from the start)")
     c.add_argument("--seq-len", type=int, default=512)
     c.add_argument("--shard-chunks", type=int, default=64)
     c.add_argument("--batch", type=int, default=4)
@@ -55,7 +57,7 @@ def main(argv=None):
     c.add_argument("--mlp-blocks", type=int, default=0, help="medusa: residual blocks per head (default 1)")
     c.add_argument("--ce-frac", type=float, default=1.0, help="fraction of positions (random) used for the soft-CE terms")
     c.add_argument("--amp", choices=["none", "bf16"], default="none", help="CPU autocast (bf16 matmuls, fp32 master weights)")
-    c.add_argument("--init-from", default=None, help="start from the weights of another run dir (fresh optimizer/schedule)")
+    c.add_argument("--init-from", default=None, help="start from the weights of a run dir or an exported heads folder (fresh optimizer/schedule)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--ckpt-every", type=int, default=50)
     c.add_argument("--log-every", type=int, default=5)

@@ -77,16 +77,16 @@ def _stage_info_file(init):
     return None
 
 
-def _feature_modes(folders):
-    modes = []
+def _feature_metas(folders):
+    metas = []
     for fdir in folders:
-        mode = "data"
         mp = os.path.join(fdir, "meta.json")
+        meta = {}
         if os.path.exists(mp):
             with open(mp) as f:
-                mode = json.load(f).get("mode", "data")
-        modes.append(mode)
-    return modes
+                meta = json.load(f)
+        metas.append(meta)
+    return metas
 
 
 def stage_summary(init, info):
@@ -98,12 +98,19 @@ def stage_summary(init, info):
     a = info.get("args", {})
     folders = a.get("features") or []
     folders = folders if isinstance(folders, list) else [folders]  # runs before --features took several
-    modes = _feature_modes(folders)
+    metas = _feature_metas(folders)
+    modes = [m.get("mode", "data") for m in metas]
+    prompts = sorted({m["greedyPrompt"] for m in metas if m.get("greedyPrompt")})
     return {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
             "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info.get("finalLosses"),
             "seqLen": info.get("seqLen"), "batchSequences": info.get("batch"),
             "features": [os.path.basename(os.path.normpath(f)) for f in folders],
-            "featureModes": modes, "tokensCapPerFolder": a.get("tokens") or None, "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise")}
+            "featureModes": modes, "tokensCapPerFolder": a.get("tokens") or None, "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise"),
+            **({"greedyPrompt": prompts[0] if len(prompts) == 1 else prompts} if prompts else {})}
+
+
+def _as_list(x):
+    return [] if x is None else x if isinstance(x, list) else [x]
 
 
 def run_export(args):
@@ -146,17 +153,25 @@ def run_export(args):
         while ini and ini.get("steps"):
             chain.append(ini)
             ini = ini.get("initFrom")
-        stages = [stage_summary(x, _stage_info_file(x)) for x in reversed(chain)] + [stage_summary(None, info)]
+        stages = []
+        for x in reversed(chain):
+            if x.get("stages"):  # exported heads that a run started from carry their own stage list
+                stages.extend(x["stages"])
+            else:
+                stages.append(stage_summary(x, None if x.get("exported") else _stage_info_file(x)))
+        stages.append(stage_summary(None, info))
         if any("greedy" in st.get("featureModes", []) for st in stages):
-            training["data"] = ("py-llama-28m train.txt.xz prefix, teacher-forced target features, and (stages marked "
-                                "`greedy`) self-distillation features: 128-token prompts from the same text continued "
+            lens = sorted({str(p) for st in stages for p in _as_list(st.get("greedyPrompt"))})
+            prompt = f"{'/'.join(lens)}-token prompts" if lens else "prompts"
+            training["data"] = ("py-llama-28m train.txt.xz, teacher-forced target features, and (stages marked "
+                                f"`greedy`) self-distillation features: {prompt} from the same text continued "
                                 "greedily by the target")
         if chain:
             # this run continued from earlier ones: report every stage and totals
             training["stages"] = stages
-            training["steps"] = sum(x["steps"] for x in stages)
-            training["tokensSeen"] = sum(x["tokensSeen"] for x in stages)
-            training["seconds"] = round(sum(x["seconds"] for x in stages), 1)
+            training["steps"] = sum(x["steps"] or 0 for x in stages)
+            training["tokensSeen"] = sum(x["tokensSeen"] or 0 for x in stages)
+            training["seconds"] = round(sum(x["seconds"] or 0 for x in stages), 1)
             training["initFrom"] = "earlier stages (see stages)"
     config = export_heads(model, args.out, args.target, args.target_name, training)
     size = os.path.getsize(os.path.join(args.out, "model.safetensors"))

@@ -61,11 +61,14 @@ def run_features(args):
     model = load_llama(target)
     H = model.cfg.hidden_size
     T = args.seq_len
-    n_chars = int(args.tokens * 3.9) + 200000
-    toks = tokenize_prefix(args.data, target, os.path.join(args.out, "tokens.u16"), n_chars)
+    skip = getattr(args, "skip_tokens", 0)
+    if skip < 0:
+        raise SystemExit(f"--skip-tokens {skip}: must be >= 0")
+    n_chars = int((skip + args.tokens) * 3.9) + 200000
+    toks = tokenize_prefix(args.data, target, os.path.join(args.out, "tokens.u16"), n_chars)[skip:]
     n_chunks = min(args.tokens // T, len(toks) // T)
-    if n_chunks * T < args.tokens:
-        log(f"warning: only {len(toks)} tokens tokenized; using {n_chunks} chunks")
+    if n_chunks < args.tokens // T:
+        log(f"warning: only {len(toks) + skip} tokens tokenized ({len(toks)} after --skip-tokens); using {n_chunks} chunks")
     chunks = torch.from_numpy(toks[: n_chunks * T].astype(np.int64)).view(n_chunks, T)
     meta = {
         "target": os.path.abspath(target),
@@ -75,7 +78,9 @@ def run_features(args):
         "chunks": n_chunks,
         "tokens": n_chunks * T,
         "hiddenSize": H,
-        "source": os.path.join(os.path.abspath(args.data), "train.txt.xz") + " (prefix, in order)",
+        "source": os.path.join(os.path.abspath(args.data), "train.txt.xz") + (
+            f" (tokens {skip} onwards, in order)" if skip else " (prefix, in order)"),
+        "skipTokens": skip,
     }
     if greedy:
         meta["mode"] = "greedy"
@@ -83,7 +88,15 @@ def run_features(args):
         meta["greedyGen"] = greedy
         meta["source"] += (f"; each chunk keeps its first {args.greedy_prompt} tokens as a prompt and the "
                            f"target's greedy continuation of {greedy} tokens replaces the rest (self-distillation)")
-    write_json(os.path.join(args.out, "meta.json"), meta)
+    meta_path = os.path.join(args.out, "meta.json")
+    if os.path.exists(meta_path) and list_shards(args.out):
+        with open(meta_path) as f:
+            old = json.load(f)
+        for key in ("seqLen", "shardChunks", "skipTokens", "mode", "greedyPrompt", "configSha256"):
+            if old.get(key, 0 if key == "skipTokens" else None) != meta.get(key):
+                raise SystemExit(f"{args.out} already holds shards made with {key} = {old.get(key)!r}, not {meta.get(key)!r}; "
+                                 f"resume with the same settings or use another --out folder")
+    write_json(meta_path, meta)
     n_shards = (n_chunks + args.shard_chunks - 1) // args.shard_chunks
     order = range(n_shards - 1, -1, -1) if getattr(args, "reverse", False) else range(n_shards)
     stop = {"flag": False}

@@ -165,6 +165,30 @@ def build_model(kind, target_model, mlp_blocks=0):
     return DraftHeads(hc, target_model.embed_tokens.weight, target_model.lm_head_weight)
 
 
+def init_from_exported(model, folder, kind, target_dir):
+    """Load exported heads (config.json + bf16 model.safetensors) as the starting weights of a new stage.
+    Their recorded training (and its stages) is kept so that an export of the new run lists every stage."""
+    from .export import FORMAT
+    from .safetensors_io import load_file
+
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    if config.get("format") != FORMAT:
+        raise SystemExit(f"--init-from {folder}: config.json is not a {FORMAT} config; pass a run dir or an exported heads folder")
+    if config.get("kind") != kind:
+        raise SystemExit(f"--init-from {folder}: holds {config.get('kind')} heads, not --kind {kind}")
+    want = (config.get("target") or {}).get("configSha256")
+    have = config_sha256(target_dir)
+    if want and want != have:
+        raise SystemExit(f"--init-from {folder}: trained for a target whose config hash is {want[:12]}, "
+                         f"but --target {target_dir} has {have[:12]}; train from scratch for this target")
+    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors"), torch.float32), strict=True)
+    t = config.get("training") or {}
+    return {"from": os.path.abspath(folder), "exported": True, "steps": t.get("steps"), "tokensSeen": t.get("tokensSeen"),
+            "tokensPerEpoch": t.get("tokensPerEpoch"), "seconds": t.get("seconds"), "finalLosses": t.get("finalLosses"),
+            "lr": t.get("lr"), "stages": t.get("stages"), "initFrom": None}
+
+
 def run_train(args):
     out = args.out or os.path.join(WORK, "runs", args.kind)
     os.makedirs(out, exist_ok=True)
@@ -195,6 +219,9 @@ def run_train(args):
         init_info = s.get("init")
         elapsed_before = s["elapsed"]
         log(f"resumed from {ck} at step {step}")
+    elif args.init_from and os.path.exists(os.path.join(args.init_from, "config.json")):
+        init_info = init_from_exported(model, args.init_from, args.kind, args.target)
+        src = args.init_from
     elif args.init_from:
         src = os.path.join(args.init_from, "final.pt")
         if not os.path.exists(src):
