@@ -165,24 +165,19 @@ def build_model(kind, target_model, mlp_blocks=0):
     return DraftHeads(hc, target_model.embed_tokens.weight, target_model.lm_head_weight)
 
 
-def init_from_exported(model, folder, kind, target_dir):
+def init_from_exported(model, folder, kind, target, target_dir):
     """Load exported heads (config.json + bf16 model.safetensors) as the starting weights of a new stage.
     Their recorded training (and its stages) is kept so that an export of the new run lists every stage."""
-    from .export import FORMAT
-    from .safetensors_io import load_file
+    from .export import load_exported
 
-    with open(os.path.join(folder, "config.json")) as f:
-        config = json.load(f)
-    if config.get("format") != FORMAT:
-        raise SystemExit(f"--init-from {folder}: config.json is not a {FORMAT} config; pass a run dir or an exported heads folder")
+    loaded, config = load_exported(folder, target)
     if config.get("kind") != kind:
         raise SystemExit(f"--init-from {folder}: holds {config.get('kind')} heads, not --kind {kind}")
-    want = (config.get("target") or {}).get("configSha256")
-    have = config_sha256(target_dir)
+    want, have = (config.get("target") or {}).get("configSha256"), config_sha256(target_dir)
     if want and want != have:
         raise SystemExit(f"--init-from {folder}: trained for a target whose config hash is {want[:12]}, "
                          f"but --target {target_dir} has {have[:12]}; train from scratch for this target")
-    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors"), torch.float32), strict=True)
+    model.load_state_dict(loaded.state_dict(), strict=True)
     t = config.get("training") or {}
     return {"from": os.path.abspath(folder), "exported": True, "steps": t.get("steps"), "tokensSeen": t.get("tokensSeen"),
             "tokensPerEpoch": t.get("tokensPerEpoch"), "seconds": t.get("seconds"), "finalLosses": t.get("finalLosses"),
@@ -195,7 +190,6 @@ def run_train(args):
     torch.manual_seed(args.seed)
     target = load_llama(args.target)
     model = build_model(args.kind, target, args.mlp_blocks)
-    del target
     X, Fh = load_features(args.features, args.tokens, args.seq_len)
     nseq, L = X.shape
     steps_per_epoch = nseq // args.batch
@@ -219,25 +213,27 @@ def run_train(args):
         init_info = s.get("init")
         elapsed_before = s["elapsed"]
         log(f"resumed from {ck} at step {step}")
-    elif args.init_from and os.path.exists(os.path.join(args.init_from, "config.json")):
-        init_info = init_from_exported(model, args.init_from, args.kind, args.target)
-        src = args.init_from
     elif args.init_from:
-        src = os.path.join(args.init_from, "final.pt")
-        if not os.path.exists(src):
-            src = os.path.join(args.init_from, "checkpoint.pt")
-        s = torch.load(src)
-        model.load_state_dict(s["model"])
-        prev = {}
-        ip = os.path.join(args.init_from, "train_info.json")
-        if os.path.exists(ip):
-            with open(ip) as f:
-                prev = json.load(f)
-        init_info = {"from": os.path.abspath(src), "steps": prev.get("steps"), "tokensSeen": prev.get("tokensSeen"),
-                     "tokensPerEpoch": prev.get("tokensPerEpoch"), "seconds": prev.get("seconds"),
-                     "finalLosses": prev.get("finalLosses"), "lr": (prev.get("args") or {}).get("lr"),
-                     "initFrom": prev.get("initFrom")}
+        if os.path.exists(os.path.join(args.init_from, "config.json")):
+            src = args.init_from
+            init_info = init_from_exported(model, src, args.kind, target, args.target)
+        else:
+            src = os.path.join(args.init_from, "final.pt")
+            if not os.path.exists(src):
+                src = os.path.join(args.init_from, "checkpoint.pt")
+            s = torch.load(src)
+            model.load_state_dict(s["model"])
+            prev = {}
+            ip = os.path.join(args.init_from, "train_info.json")
+            if os.path.exists(ip):
+                with open(ip) as f:
+                    prev = json.load(f)
+            init_info = {"from": os.path.abspath(src), "steps": prev.get("steps"), "tokensSeen": prev.get("tokensSeen"),
+                         "tokensPerEpoch": prev.get("tokensPerEpoch"), "seconds": prev.get("seconds"),
+                         "finalLosses": prev.get("finalLosses"), "lr": (prev.get("args") or {}).get("lr"),
+                         "initFrom": prev.get("initFrom")}
         log(f"initialised weights from {src} (optimizer and schedule fresh)")
+    del target
     log(f"train {args.kind}: {nparams / 1e6:.2f} M params, {nseq} sequences x {L} tokens "
         f"({nseq * L} tokens), {total_steps} steps of {args.batch} seqs, {args.epochs} epochs")
 
