@@ -38,8 +38,19 @@ $PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho5
 # 9. stage 7: the greedy features extended to 800,000 tokens (12 more shards), the first 1 M data tokens + greedy twice
 $PY -m train_heads --threads 2 features --out work/features-greedy --tokens 800000 --seq-len 256 --batch 16 --greedy-prompt 128 --greedy-gen 128
 $PY -m train_heads --threads 2 train --kind gumiho --init-from work/runs/gumiho6 --out work/runs/gumiho7 --features work/features work/features-greedy work/features-greedy --tokens 1000000 --seq-len 256 --noise 0.1 --epochs 2 --batch 8 --lr 1.5e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --mlp-p-w 1.0 --time-budget 1620 --log-every 10 --ckpt-every 40
-# 10. export, evaluation (teacher-forced on the data, and along the target's greedy path), model cards
-$PY -m train_heads export --run work/runs/gumiho7 --out ../../heads/py-llama-28m/gumiho
+# 10. stage 8 (session 4). It started from the committed stage-7 heads (bf16, exported), because the
+#     stage-7 run dir did not survive between sessions; --init-from takes an exported folder and keeps
+#     its stage list. Fresh self-distillation text: tokens 800,000 onwards (1.2 M tokens, 600 k of them
+#     generated, ~700 tok/s: 29 min), mixed with the first 262,144 data tokens (8 shards of 64 x 512;
+#     the published run stopped its data-features run after 8 shards: teacher-forced features ran at
+#     only ~430 tok/s).
+$PY -m train_heads --threads 2 features --out work/features-greedy2 --skip-tokens 800000 --tokens 1200000 --seq-len 256 --batch 16 --greedy-prompt 128 --greedy-gen 128
+$PY -m train_heads export --run work/runs/gumiho7 --out work/exp7/gumiho   # the stage-7 heads as committed
+mkdir -p work/features-8 && cp work/features/meta.json work/features/tokens.u16 work/features-8/ && \
+  for i in 0 1 2 3 4 5 6 7; do ln -f work/features/shard_0000$i.pt work/features-8/; done
+$PY -m train_heads --threads 2 train --kind gumiho --init-from work/exp7/gumiho --out work/runs/gumiho8 --features work/features-8 work/features-greedy2 work/features-greedy2 --seq-len 256 --noise 0.1 --epochs 2 --batch 8 --lr 1e-4 --warmup 20 --amp bf16 --ce-frac 0.25 --mlp-p-w 1.0 --time-budget 3300 --log-every 10 --ckpt-every 40
+# 11. export, evaluation (teacher-forced on the data, and along the target's greedy path), model cards
+$PY -m train_heads export --run work/runs/gumiho8 --out ../../heads/py-llama-28m/gumiho
 $PY -m train_heads export --run work/runs/eagle22 --out ../../heads/py-llama-28m/eagle2
 $PY -m train_heads export --run work/runs/medusa2 --out ../../heads/py-llama-28m/medusa
 $PY -m train_heads eval --heads ../../heads/py-llama-28m/gumiho ../../heads/py-llama-28m/eagle2 ../../heads/py-llama-28m/medusa \

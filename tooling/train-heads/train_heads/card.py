@@ -55,8 +55,16 @@ def run_card(args):
                 batch = x.get("batchSequences") or round(x["tokensSeen"] / max(1, x["steps"]) / seq)
                 if "greedy" in x.get("featureModes", []):
                     n_g = x["featureModes"].count("greedy")
-                    data = (f"{x['tokensPerEpoch']} tokens: data features (first {x.get('tokensCapPerFolder') or 'all'} tokens) "
-                            f"+ greedy self-distillation features x{n_g}")
+                    ft = x.get("folderTokens")
+                    if ft:
+                        n_d = sum(n for n, m in zip(ft, x["featureModes"]) if m != "greedy")
+                        n_gt = next(n for n, m in zip(ft, x["featureModes"]) if m == "greedy")
+                        data = (f"{x['tokensPerEpoch']} tokens: {n_d} tokens of data features "
+                                f"+ {n_gt} tokens of greedy self-distillation features x{n_g}")
+                    else:
+                        cap = x.get("tokensCapPerFolder")
+                        data = (f"{x['tokensPerEpoch']} tokens: data features{f' (first {cap} tokens)' if cap else ''} "
+                                f"+ greedy self-distillation features x{n_g}")
                 else:
                     data = f"the first {x['tokensPerEpoch']} feature tokens"
                 extra = f", MLP soft-CE weight {x['mlpPW']}" if x.get("mlpPW") not in (None, 0.1) else ""

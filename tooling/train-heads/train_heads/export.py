@@ -89,6 +89,17 @@ def _feature_metas(folders):
     return metas
 
 
+def _folder_tokens(fdir, meta, cap):
+    """Tokens a run read from a feature folder: its shards on disk (a features run may have been stopped
+    early, so meta.json's `tokens` is what was asked for), capped by train --tokens."""
+    if not (os.path.isdir(fdir) and meta.get("chunks") and meta.get("shardChunks") and meta.get("seqLen")):
+        return None
+    from .features import list_shards
+
+    n = min(len(list_shards(fdir)) * meta["shardChunks"], meta["chunks"]) * meta["seqLen"]
+    return min(n, cap // meta["seqLen"] * meta["seqLen"]) if cap else n
+
+
 def stage_summary(init, info):
     """One training stage for config.json: from the stage's own train_info.json when available
     (sequence length, batch, feature folders, loss weights), else from the summary its successor kept."""
@@ -101,11 +112,14 @@ def stage_summary(init, info):
     metas = _feature_metas(folders)
     modes = [m.get("mode", "data") for m in metas]
     prompts = sorted({m["greedyPrompt"] for m in metas if m.get("greedyPrompt")})
+    cap = a.get("tokens") or 0
+    folder_tokens = [_folder_tokens(f, m, cap) for f, m in zip(folders, metas)]
     return {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
             "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info.get("finalLosses"),
             "seqLen": info.get("seqLen"), "batchSequences": info.get("batch"),
             "features": [os.path.basename(os.path.normpath(f)) for f in folders],
-            "featureModes": modes, "tokensCapPerFolder": a.get("tokens") or None, "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise"),
+            "featureModes": modes, "tokensCapPerFolder": cap or None,
+            **({"folderTokens": folder_tokens} if all(n is not None for n in folder_tokens) else {}), "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise"),
             **({"greedyPrompt": prompts[0] if len(prompts) == 1 else prompts} if prompts else {})}
 
 
