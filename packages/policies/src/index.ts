@@ -15,5 +15,5 @@ export {
   medusaTreePaths,
 } from './policies.js';
 export type { PolicyHeadOptions, PolicyKnobs, PolicyName } from './policies.js';
-export { DEFAULT_COST_SIZES, chooseTreeBudget, costAt, measureForwardCost } from './budget.js';
+export { DEFAULT_COST_SIZES, DEFAULT_MIN_GAIN, chooseTreeBudget, costAt, measureForwardCost, pickTreeSize } from './budget.js';
 export type { BudgetCandidate, BudgetChoice, ChooseBudgetOptions, CostTable } from './budget.js';
