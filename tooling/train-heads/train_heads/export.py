@@ -5,6 +5,7 @@ import os
 import torch
 
 from .common import log, write_json
+from .features import list_shards
 from .heads import DraftHeads, HeadsConfig
 from .llama import config_sha256, load_config_dict, load_llama
 from .safetensors_io import load_file, save_file
@@ -94,8 +95,6 @@ def _folder_tokens(fdir, meta, cap):
     early, so meta.json's `tokens` is what was asked for), capped by train --tokens."""
     if not (os.path.isdir(fdir) and meta.get("chunks") and meta.get("shardChunks") and meta.get("seqLen")):
         return None
-    from .features import list_shards
-
     n = min(len(list_shards(fdir)) * meta["shardChunks"], meta["chunks"]) * meta["seqLen"]
     return min(n, cap // meta["seqLen"] * meta["seqLen"]) if cap else n
 
@@ -111,20 +110,16 @@ def stage_summary(init, info):
     folders = folders if isinstance(folders, list) else [folders]  # runs before --features took several
     metas = _feature_metas(folders)
     modes = [m.get("mode", "data") for m in metas]
-    prompts = sorted({m["greedyPrompt"] for m in metas if m.get("greedyPrompt")})
+    prompts = sorted({m["greedyPrompt"] for m in metas if m.get("greedyPrompt")})  # greedy folders only
     cap = a.get("tokens") or 0
     folder_tokens = [_folder_tokens(f, m, cap) for f, m in zip(folders, metas)]
     return {"steps": info["steps"], "tokensSeen": info["tokensSeen"], "tokensPerEpoch": info["tokensPerEpoch"],
             "seconds": info["seconds"], "lr": a.get("lr"), "finalLosses": info.get("finalLosses"),
             "seqLen": info.get("seqLen"), "batchSequences": info.get("batch"),
             "features": [os.path.basename(os.path.normpath(f)) for f in folders],
-            "featureModes": modes, "tokensCapPerFolder": cap or None,
-            **({"folderTokens": folder_tokens} if all(n is not None for n in folder_tokens) else {}), "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise"),
-            **({"greedyPrompt": prompts[0] if len(prompts) == 1 else prompts} if prompts else {})}
-
-
-def _as_list(x):
-    return [] if x is None else x if isinstance(x, list) else [x]
+            "featureModes": modes, "tokensCapPerFolder": cap or None, "mlpPW": a.get("mlp_p_w"), "noise": a.get("noise"),
+            **({"folderTokens": folder_tokens} if None not in folder_tokens else {}),
+            **({"greedyPrompts": prompts} if prompts else {})}
 
 
 def run_export(args):
@@ -175,8 +170,8 @@ def run_export(args):
                 stages.append(stage_summary(x, None if x.get("exported") else _stage_info_file(x)))
         stages.append(stage_summary(None, info))
         if any("greedy" in st.get("featureModes", []) for st in stages):
-            lens = sorted({str(p) for st in stages for p in _as_list(st.get("greedyPrompt"))})
-            prompt = f"{'/'.join(lens)}-token prompts" if lens else "prompts"
+            lens = sorted({p for st in stages for p in st.get("greedyPrompts", [])})
+            prompt = f"{'/'.join(map(str, lens))}-token prompts" if lens else "prompts"
             training["data"] = ("py-llama-28m train.txt.xz, teacher-forced target features, and (stages marked "
                                 f"`greedy`) self-distillation features: {prompt} from the same text continued "
                                 "greedily by the target")
